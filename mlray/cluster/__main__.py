@@ -1,0 +1,39 @@
+"""``python -m mlray.cluster up|down|status``: the local development cluster."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+
+from mlray.cluster.local import LocalClusterPorts, client_env, ray_executable, start_head, stop_all
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlray.cluster")
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--num-cpus", type=int, default=None)
+    args = parser.parse_args(argv)
+    ports = LocalClusterPorts()
+    if args.action == "up":
+        try:
+            start_head(ports, num_cpus=args.num_cpus)
+        except subprocess.CalledProcessError as exc:
+            print(exc.stdout)
+            print("ray start failed; is a cluster already running? try: make cluster-down")
+            return 1
+        print(f"Ray head up. Dashboard: {ports.dashboard_url}   Ray client: {ports.client_address}")
+        print("Token authentication is on; clients need: export RAY_AUTH_MODE=token")
+        print(
+            f"  ray job submit --address {ports.dashboard_url} --working-dir . "
+            "-- python -m jobs.train --config configs/training.yaml"
+        )
+        return 0
+    if args.action == "down":
+        stop_all()
+        print("Ray stopped.")
+        return 0
+    return subprocess.run([ray_executable(), "status", f"--address={ports.gcs_address}"], env=client_env()).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""Which model validates which file in ``configs/`` (README reference, tests)."""
+
+from __future__ import annotations
+
+from mlray.config.base import ConfigModel
+from mlray.config.inference import InferenceConfig
+from mlray.config.or_tools import OrToolsJobConfig
+from mlray.config.preprocessing import PreprocessingConfig
+from mlray.config.training import TrainingJobConfig
+
+CONFIG_FILES: dict[str, type[ConfigModel]] = {
+    "training.yaml": TrainingJobConfig,
+    "or_tools.yaml": OrToolsJobConfig,
+    "inference.yaml": InferenceConfig,
+    "preprocessing.yaml": PreprocessingConfig,
+}
+
+
+def model_for_file(name: str) -> type[ConfigModel]:
+    try:
+        return CONFIG_FILES[name]
+    except KeyError:
+        raise KeyError(f"configs/{name} has no model: add it to mlray/config/registry.py") from None

@@ -1,0 +1,79 @@
+"""What every ``python -m jobs.X`` shares: arguments, config loading, the summary line.
+
+A job module is three lines of glue::
+
+    def main(config: TrainingJobConfig) -> dict: ...
+    if __name__ == "__main__":
+        run_job("train", TrainingJobConfig, main)
+
+An invalid config exits with status 2 and one readable message before any
+work starts; the last line a job prints on stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+from mlray.config.base import ConfigModel
+from mlray.config.loader import ConfigError, load_config
+
+EXIT_CONFIG_ERROR = 2
+EXIT_JOB_FAILED = 1
+FAILED_STATUSES = {"failed", "error"}
+
+ConfigT = TypeVar("ConfigT", bound=ConfigModel)
+
+
+def parse_args(job_name: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m jobs.{job_name}")
+    parser.add_argument("--config", required=True, help="YAML config file")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="dotted.key=value",
+        help="override one field (repeatable), e.g. --set training.num_epochs=3",
+    )
+    return parser.parse_args(argv)
+
+
+def load_job_config(job_name: str, config_cls: type[ConfigT], argv: Sequence[str] | None = None) -> ConfigT:
+    """Parse arguments and load the config, or exit 2 with a readable message."""
+    args = parse_args(job_name, argv)
+    try:
+        return load_config(config_cls, args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG_ERROR) from None
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The last stdout line of every job: one JSON object."""
+    print(json.dumps(summary, default=str, sort_keys=True), flush=True)
+
+
+def run_job(
+    job_name: str,
+    config_cls: type[ConfigT],
+    main: Callable[[ConfigT], dict[str, Any]],
+    argv: Sequence[str] | None = None,
+) -> NoReturn:
+    config = load_job_config(job_name, config_cls, argv)
+    level = getattr(getattr(config, "monitoring", None), "log_level", "INFO")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    started = time.monotonic()
+    try:
+        summary = main(config)
+    except KeyboardInterrupt:
+        summary = {"status": "interrupted"}
+    summary = {"job": job_name, **summary, "elapsed_s": round(time.monotonic() - started, 2)}
+    print_summary(summary)
+    status = str(summary.get("status", "ok"))
+    raise SystemExit(EXIT_JOB_FAILED if status in FAILED_STATUSES or status == "interrupted" else 0)
