@@ -1,0 +1,6 @@
+"""Model factories and the bundle format shared by training, serving and batch inference."""
+
+from mlray.models.bundle import ModelSpec, load_bundle, save_bundle
+from mlray.models.mlp import build_mlp
+
+__all__ = ["ModelSpec", "build_mlp", "load_bundle", "save_bundle"]

@@ -1,0 +1,1 @@
+"""Shipped use cases (data generators and their schemas)."""
