@@ -1,0 +1,27 @@
+from pathlib import Path
+
+from mlray.config.reference import BEGIN_MARKER, END_MARKER, render, replace_block, rows
+from mlray.config.registry import CONFIG_FILES
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_reference_matches_the_models():
+    text = README.read_text()
+    assert replace_block(text, render()) == text, (
+        "README configuration reference is stale: run python -m mlray.config.reference --write README.md"
+    )
+
+
+def test_every_leaf_field_is_listed_with_its_bounds():
+    reference = render()
+    for file_name, model in CONFIG_FILES.items():
+        assert f"configs/{file_name}" in reference
+        for key, _, _, _ in rows(model):
+            assert f"`{key}`" in reference
+    assert "| `training.batch_size` | int > 0 | `32` |" in reference
+
+
+def test_replace_block_only_touches_the_marked_block():
+    document = f"before\n{BEGIN_MARKER}\nold\n{END_MARKER}\nafter\n"
+    assert replace_block(document, "new\n") == f"before\n{BEGIN_MARKER}\nnew\n{END_MARKER}\nafter\n"
