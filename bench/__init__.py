@@ -1,0 +1,1 @@
+"""Benchmarks: ``make bench`` runs every ``bench/<name>.py`` and collects their tables."""
