@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlray.config.base import ConfigModel
 from mlray.config.inference import InferenceConfig
+from mlray.config.kuberay import KubeRayConfig
 from mlray.config.or_tools import OrToolsJobConfig
 from mlray.config.preprocessing import PreprocessingConfig
 from mlray.config.training import TrainingJobConfig
@@ -13,6 +14,7 @@ CONFIG_FILES: dict[str, type[ConfigModel]] = {
     "or_tools.yaml": OrToolsJobConfig,
     "inference.yaml": InferenceConfig,
     "preprocessing.yaml": PreprocessingConfig,
+    "kuberay.yaml": KubeRayConfig,
 }
 
 

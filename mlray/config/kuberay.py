@@ -1,0 +1,210 @@
+"""Model of configs/kuberay.yaml: what ``python -m mlray.kuberay render`` puts on GKE.
+
+Only cluster shape, identity and networking live here. How long a job may run
+and how long a spot node needs to checkpoint come from each job's own config
+(``timeouts.total_runtime``, ``spot.grace_period``), so the manifests and the
+local runs read the same numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from mlray.config.base import ConfigModel, NonNegativeInt, PositiveInt
+
+# Kubernetes resource quantities: "500m", "2", "8Gi", "1.5".
+QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
+DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+
+def _dns_label(value: str) -> str:
+    if not DNS_1035_LABEL.match(value):
+        raise ValueError(f"{value!r} is not a DNS-1035 label (lower-case letters, digits, '-', starting with a letter)")
+    return value
+
+
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN)]
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+
+
+class ImageSection(ConfigModel):
+    """The image built from ``clusters/image/Dockerfile`` (project + pinned Ray base)."""
+
+    repository: str = "us-docker.pkg.dev/my-gcp-project/mlray/mlray"
+    tag: str = "0.1.0"
+    gpu_tag: str = Field(default="0.1.0-gpu", description="Same Dockerfile built on the CUDA base, for GPU groups.")
+    pull_policy: Literal["IfNotPresent", "Always"] = "IfNotPresent"
+
+    def reference(self, gpu: bool = False) -> str:
+        return f"{self.repository}:{self.gpu_tag if gpu else self.tag}"
+
+
+class GcpSection(ConfigModel):
+    project: str = "my-gcp-project"
+    checkpoint_uri: str = Field(
+        default="gs://my-mlray-bucket/runs",
+        description="Root for job storage on GKE; each RayJob gets <checkpoint_uri>/<job>.",
+    )
+
+    @field_validator("checkpoint_uri")
+    @classmethod
+    def _is_gcs(cls, value: str) -> str:
+        if not value.startswith("gs://") or len(value) <= len("gs://"):
+            raise ValueError(f"expected a gs://bucket[/prefix] URI, got {value!r}")
+        return value.rstrip("/")
+
+
+class PodResources(ConfigModel):
+    """Requests equal limits (Guaranteed QoS): Ray sizes itself from the limits."""
+
+    cpu: Quantity = "2"
+    memory: Quantity = "8Gi"
+
+
+class SubmitterResources(PodResources):
+    """The pod that runs ``ray job submit`` and follows the logs: small."""
+
+    cpu: Quantity = "500m"
+    memory: Quantity = "1Gi"
+
+
+class WorkerGroupSection(PodResources):
+    name: DnsLabel
+    gpus: NonNegativeInt = 0
+    market: Literal["on-demand", "spot"] = "on-demand"
+    accelerator: str | None = Field(
+        default=None, description="GKE accelerator type (cloud.google.com/gke-accelerator), e.g. nvidia-l4."
+    )
+    min_replicas: NonNegativeInt = 0
+    replicas: NonNegativeInt = 0
+    max_replicas: NonNegativeInt = 4
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkerGroupSection:
+        if not self.min_replicas <= self.replicas <= self.max_replicas:
+            raise ValueError(
+                f"worker group {self.name!r}: expected min_replicas <= replicas <= max_replicas, "
+                f"got {self.min_replicas} <= {self.replicas} <= {self.max_replicas}"
+            )
+        if self.gpus and not self.accelerator:
+            raise ValueError(f"worker group {self.name!r}: gpus > 0 needs an accelerator type")
+        return self
+
+
+def default_worker_groups() -> list[WorkerGroupSection]:
+    return [
+        WorkerGroupSection(name="cpu", market="on-demand", cpu="4", memory="16Gi", min_replicas=1, replicas=1, max_replicas=4),
+        WorkerGroupSection(name="cpu-spot", market="spot", cpu="4", memory="16Gi", min_replicas=0, max_replicas=10),
+        WorkerGroupSection(
+            name="gpu-spot",
+            market="spot",
+            cpu="8",
+            memory="32Gi",
+            gpus=1,
+            accelerator="nvidia-l4",
+            min_replicas=0,
+            max_replicas=4,
+        ),
+    ]
+
+
+class AutoscalerSection(ConfigModel):
+    idle_timeout_seconds: PositiveInt = 60
+    upscaling_mode: Literal["Default", "Aggressive", "Conservative"] = "Default"
+    cpu: Quantity = "500m"
+    memory: Quantity = "512Mi"
+
+
+class SpotSection(ConfigModel):
+    teardown_margin_seconds: PositiveInt = Field(
+        default=10,
+        description="Added to the jobs' spot.grace_period for terminationGracePeriodSeconds: Ray's own teardown.",
+    )
+
+
+class JobsSection(ConfigModel):
+    deadline_margin_seconds: PositiveInt = Field(
+        default=900,
+        description="Added to timeouts.total_runtime for activeDeadlineSeconds: the deadline also counts "
+        "cluster start-up (spot node provisioning, image pull).",
+    )
+    ttl_seconds_after_finished: NonNegativeInt = 300
+    backoff_limit: NonNegativeInt = 2
+    submitter: SubmitterResources = SubmitterResources()
+
+
+class IncrementalUpgradeSection(ConfigModel):
+    """``NewClusterWithIncrementalUpgrade``: needs Gateway API and KubeRay's RayServiceIncrementalUpgrade gate."""
+
+    gateway_class_name: str = "gke-l7-rilb"
+    step_size_percent: PositiveInt = Field(default=20, le=100)
+    interval_seconds: PositiveInt = 30
+    max_surge_percent: PositiveInt = Field(default=100, le=100)
+
+
+class ServiceSection(ConfigModel):
+    worker_groups: list[str] = Field(
+        default_factory=lambda: ["cpu", "cpu-spot"], description="Worker groups of the RayService cluster."
+    )
+    upgrade_strategy: Literal["NewCluster", "NewClusterWithIncrementalUpgrade"] = "NewCluster"
+    incremental: IncrementalUpgradeSection = IncrementalUpgradeSection()
+    serve_port: PositiveInt = 8000
+
+
+class NetworkSection(ConfigModel):
+    """Ports and peers of the platform's network design (see docs/kuberay.md)."""
+
+    feature_server_port: PositiveInt = 8666
+    mlflow_port: PositiveInt = 5000
+    prometheus_port: PositiveInt = 9090
+    monitoring_namespace: str = "monitoring"
+    ingress_namespace: str = Field(default="gateway", description="Namespace of the ingress/gateway pods.")
+    load_balancer_cidrs: list[str] = Field(
+        default_factory=lambda: ["35.191.0.0/16", "130.211.0.0/22"],
+        description="Google Cloud load balancer and health-check ranges (container-native LB).",
+    )
+
+
+class MonitoringSection(ConfigModel):
+    metrics_port: PositiveInt = 8080
+    scrape_interval: str = Field(default="30s", pattern=r"^[0-9]+(ms|s|m|h)$")
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    grafana_url: str = "http://grafana.monitoring.svc:3000"
+    grafana_iframe_url: str = Field(default="https://grafana.example.com", description="Grafana as browsers reach it.")
+
+
+class KubeRayConfig(ConfigModel):
+    namespace: DnsLabel = "mlray"
+    name_prefix: DnsLabel = "mlray"
+    ray_version: str = Field(default="2.60.0", description="Must match the image's Ray (and requirements.lock).")
+    kubernetes_version: str = Field(default="1.34", description="Schemas the built-in kinds are validated against.")
+    run_as_user: PositiveInt = Field(default=1000, description="The rayproject/ray image's 'ray' user.")
+    run_as_group: PositiveInt = 100
+    image: ImageSection = ImageSection()
+    gcp: GcpSection = GcpSection()
+    head: PodResources = PodResources()
+    worker_groups: list[WorkerGroupSection] = Field(default_factory=default_worker_groups)
+    autoscaler: AutoscalerSection = AutoscalerSection()
+    spot: SpotSection = SpotSection()
+    jobs: JobsSection = JobsSection()
+    service: ServiceSection = ServiceSection()
+    network: NetworkSection = NetworkSection()
+    monitoring: MonitoringSection = MonitoringSection()
+
+    @model_validator(mode="after")
+    def _groups_resolve(self) -> KubeRayConfig:
+        names = [group.name for group in self.worker_groups]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"worker_groups: duplicate names {duplicates}")
+        unknown = [name for name in self.service.worker_groups if name not in names]
+        if unknown:
+            raise ValueError(f"service.worker_groups: {unknown} are not in worker_groups {names}")
+        return self
+
+    def group(self, name: str) -> WorkerGroupSection:
+        return next(group for group in self.worker_groups if group.name == name)
