@@ -6,11 +6,13 @@
 | configs/or_tools.yaml       | OrToolsJobConfig    | mlray/config/or_tools.py        |
 | configs/inference.yaml      | InferenceConfig     | mlray/config/inference.py       |
 | configs/preprocessing.yaml  | PreprocessingConfig | mlray/config/preprocessing.py   |
+| configs/batch_inference.yaml | BatchInferenceConfig | mlray/config/batch_inference.py |
 
 Sections shared by several files live in ``mlray/config/sections.py``.
 """
 
 from mlray.config.base import ConfigModel
+from mlray.config.batch_inference import BatchInferenceConfig
 from mlray.config.loader import ConfigError, load_config
 from mlray.config.inference import InferenceConfig
 from mlray.config.or_tools import OrToolsJobConfig
@@ -18,6 +20,7 @@ from mlray.config.preprocessing import PreprocessingConfig
 from mlray.config.training import TrainingJobConfig
 
 __all__ = [
+    "BatchInferenceConfig",
     "ConfigError",
     "ConfigModel",
     "InferenceConfig",

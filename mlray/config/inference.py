@@ -1,26 +1,129 @@
-"""Model of configs/inference.yaml."""
+"""Model of configs/inference.yaml: the online prediction service (Ray Serve)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from mlray.config.base import ConfigModel, PositiveFloat, PositiveInt
-from mlray.config.sections import (
-    MlflowConfig,
-    MonitoringConfig,
-    RayConfig,
-    SpotConfig,
-    StorageConfig,
-    TimeoutsConfig,
-)
+from pydantic import Field, model_validator
+
+from mlray.config.base import ConfigModel, Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
+from mlray.config.sections import MlflowConfig, MonitoringConfig, StorageConfig
 
 
 class ServiceSection(ConfigModel):
-    max_workers: PositiveInt = 4
-    batch_size: PositiveInt = 32
+    """Replicas, batching and request limits of the prediction deployment."""
+
+    mode: Literal["batched", "sync"] = Field(
+        default="batched",
+        description="batched: async handlers with @serve.batch; sync: plain sync handlers, no batching.",
+    )
+    min_workers: PositiveInt = Field(default=1, description="Autoscaling floor (replicas).")
+    max_workers: PositiveInt = Field(default=4, description="Autoscaling ceiling; = min_workers: fixed.")
+    target_ongoing_requests: PositiveFloat = Field(
+        default=32, description="Autoscaling target of in-flight requests per replica."
+    )
+    max_ongoing_requests: PositiveInt = Field(
+        default=128, description="In-flight requests per replica; caps the batch size Serve can form."
+    )
+    batch_size: PositiveInt = Field(default=32, description="@serve.batch max_batch_size (runtime-changeable).")
+    batch_wait_timeout_s: NonNegativeFloat = Field(
+        default=0.002, description="@serve.batch batch_wait_timeout_s (runtime-changeable)."
+    )
+    num_cpus: PositiveFloat = Field(default=1, description="CPUs reserved per replica.")
+    max_body_bytes: PositiveInt = Field(default=1_048_576, description="Larger request bodies get 413.")
+    max_instances: PositiveInt = Field(default=1024, description="Instances per request; more get 422.")
+    health_check_period_s: PositiveFloat = 10.0
+    health_check_timeout_s: PositiveFloat = 30.0
+
+    @model_validator(mode="after")
+    def _workers_ordered(self) -> ServiceSection:
+        if self.min_workers > self.max_workers:
+            raise ValueError(f"min_workers ({self.min_workers}) must be <= max_workers ({self.max_workers})")
+        return self
+
+
+class ModelsSection(ConfigModel):
+    """Model versions by name. A location is a bundle folder (relative to ``storage.uri``,
+    absolute, or ``gs://``) or an MLflow registry URI (``models:/name/3``, ``models:/name@alias``)."""
+
+    versions: dict[str, str] = {"v1": "mlray-train/model"}
+    stable: str = "v1"
+    cache_size: PositiveInt = Field(default=3, description="Loaded versions kept per replica (LRU).")
+    version_header: str = Field(default="x-model-version", description="Header that pins a request's version.")
+    feature_names: list[str] | None = Field(
+        default=None, description="Input columns of MLflow models without a signature."
+    )
+
+    @model_validator(mode="after")
+    def _stable_is_known(self) -> ModelsSection:
+        if not self.versions:
+            raise ValueError("versions: at least one model version is required")
+        if self.stable not in self.versions:
+            raise ValueError(f"stable: {self.stable!r} is not one of versions {sorted(self.versions)}")
+        return self
+
+
+class RolloutSection(ConfigModel):
+    """Canary rollout: traffic share, SLO, and when to promote or roll back."""
+
+    canary: str | None = Field(default=None, description="Version under test; null: all traffic to stable.")
+    canary_weight: Fraction = 0.0
+    sticky_header: str = Field(default="x-request-key", description="Same key, same version.")
+    window_s: PositiveFloat = Field(default=30.0, description="Length of one evaluation window.")
+    min_requests: PositiveInt = Field(default=20, description="Canary requests for a window to count.")
+    max_error_rate: Fraction = 0.05
+    max_p99_ms: PositiveFloat = 500.0
+    promote_after_windows: PositiveInt | None = Field(
+        default=5, description="Healthy windows in a row before promotion; null: never automatically."
+    )
+    report_interval_s: PositiveFloat = Field(
+        default=0.5, description="How often each replica reports figures and fetches the rollout state."
+    )
+
+
+class AuthSection(ConfigModel):
+    """API keys for /v1/*. Without any key, the service serves only when Serve listens on loopback."""
+
+    api_keys_env: str = Field(default="MLRAY_SERVE_API_KEYS", description="Comma-separated keys.")
+    api_keys_file: str | None = Field(
+        default="/etc/mlray/serve/api-keys", description="Mounted secret: one key per line."
+    )
+
+
+class FeaturesSection(ConfigModel):
+    """Feature enrichment for instances that carry entity keys instead of full features."""
+
+    enricher: str = Field(description="Import path of a factory returning a FeatureEnricher.")
+    kwargs: dict[str, Any] = {}
+    unknown_entity_status: int = Field(default=404, ge=400, le=499)
+
+
+class PredictionLogSection(ConfigModel):
+    """Sampled request/prediction records written as JSON lines under ``sink``."""
+
+    sink: str | None = Field(default=None, description="Folder (local or gs://); null: off.")
+    sample_rate: Fraction = 0.0
+    flush_every: PositiveInt = 100
+    flush_interval_s: PositiveFloat = 5.0
 
 
 class InferenceConfig(ConfigModel):
+    app_name: str = "mlray"
     service: ServiceSection = ServiceSection()
+    models: ModelsSection = ModelsSection()
+    rollout: RolloutSection = RolloutSection()
+    auth: AuthSection = AuthSection()
+    features: FeaturesSection | None = None
+    prediction_log: PredictionLogSection = PredictionLogSection()
     monitoring: MonitoringConfig = MonitoringConfig()
     storage: StorageConfig = StorageConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+
+    @model_validator(mode="after")
+    def _canary_is_known(self) -> InferenceConfig:
+        canary = self.rollout.canary
+        if canary is not None and canary not in self.models.versions:
+            raise ValueError(f"rollout.canary: {canary!r} is not one of models.versions {sorted(self.models.versions)}")
+        if canary is not None and canary == self.models.stable:
+            raise ValueError(f"rollout.canary: {canary!r} is already models.stable")
+        return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlray.config.base import ConfigModel
+from mlray.config.batch_inference import BatchInferenceConfig
 from mlray.config.inference import InferenceConfig
 from mlray.config.kuberay import KubeRayConfig
 from mlray.config.or_tools import OrToolsJobConfig
@@ -14,6 +15,7 @@ CONFIG_FILES: dict[str, type[ConfigModel]] = {
     "or_tools.yaml": OrToolsJobConfig,
     "inference.yaml": InferenceConfig,
     "preprocessing.yaml": PreprocessingConfig,
+    "batch_inference.yaml": BatchInferenceConfig,
     "kuberay.yaml": KubeRayConfig,
 }
 
