@@ -32,6 +32,7 @@ class ServiceSection(ConfigModel):
     num_cpus: PositiveFloat = Field(default=1, description="CPUs reserved per replica.")
     max_body_bytes: PositiveInt = Field(default=1_048_576, description="Larger request bodies get 413.")
     max_instances: PositiveInt = Field(default=1024, description="Instances per request; more get 422.")
+    access_log: bool = Field(default=True, description="Serve's per-request access log lines.")
     health_check_period_s: PositiveFloat = 10.0
     health_check_timeout_s: PositiveFloat = 30.0
 

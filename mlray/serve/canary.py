@@ -1,0 +1,245 @@
+"""Canary rollouts: weighted version choice and the promote / roll back state machine.
+
+Serve has no weighted split between model versions, so the ingress picks the
+version per request (``choose_version``) from the shared ``RolloutState``, and
+one ``Rollout`` (inside the rollout controller deployment) collects every
+replica's per-version figures, closes evaluation windows and decides:
+
+* a window where the canary served at least ``min_requests`` and broke the SLO
+  (error rate above ``max_error_rate`` or p99 above ``max_p99_ms``) rolls it
+  back at once: weight 0, all traffic to stable;
+* ``promote_after_windows`` healthy windows in a row promote it: it becomes
+  stable and takes all traffic;
+* windows with too few canary requests neither count nor break the streak.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from mlray.config.inference import ModelsSection, RolloutSection
+
+Status = Literal["stable", "canary", "promoted", "rolled_back"]
+MAX_LATENCY_SAMPLES = 20_000
+
+
+@dataclass
+class VersionFigures:
+    """Requests, errors and latencies of one version over some period."""
+
+    requests: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def record(self, ok: bool, latency_ms: float) -> None:
+        self.requests += 1
+        self.errors += 0 if ok else 1
+        if len(self.latencies_ms) < MAX_LATENCY_SAMPLES:
+            self.latencies_ms.append(latency_ms)
+
+    def merge(self, other: VersionFigures) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        room = MAX_LATENCY_SAMPLES - len(self.latencies_ms)
+        self.latencies_ms.extend(other.latencies_ms[:room])
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def percentile_ms(self, q: float) -> float | None:
+        if not self.latencies_ms:
+            return None
+        ordered = sorted(self.latencies_ms)
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    def summary(self) -> dict[str, Any]:
+        p50, p99 = self.percentile_ms(0.5), self.percentile_ms(0.99)
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": round(self.error_rate, 4),
+            "p50_ms": None if p50 is None else round(p50, 2),
+            "p99_ms": None if p99 is None else round(p99, 2),
+        }
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> VersionFigures:
+        return cls(int(data["requests"]), int(data["errors"]), [float(x) for x in data["latencies_ms"]])
+
+
+@dataclass
+class RolloutState:
+    """What every ingress replica needs to route: versions, stable, canary and its weight."""
+
+    versions: dict[str, str]
+    stable: str
+    canary: str | None = None
+    canary_weight: float = 0.0
+    status: Status = "stable"
+    healthy_windows: int = 0
+    reason: str = ""
+    generation: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> RolloutState:
+        return cls(**data)
+
+    @classmethod
+    def initial(cls, models: ModelsSection, rollout: RolloutSection) -> RolloutState:
+        has_canary = rollout.canary is not None and rollout.canary_weight > 0
+        return cls(
+            versions=dict(models.versions),
+            stable=models.stable,
+            canary=rollout.canary,
+            canary_weight=rollout.canary_weight if rollout.canary else 0.0,
+            status="canary" if has_canary else "stable",
+        )
+
+
+def key_fraction(key: str) -> float:
+    """A stable position in [0, 1) for a request key (same key, same side of the split)."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def choose_version(state: RolloutState, key: str | None = None, rng: random.Random | None = None) -> str:
+    if state.canary is None or state.canary_weight <= 0:
+        return state.stable
+    position = key_fraction(key) if key else (rng or random).random()
+    return state.canary if position < state.canary_weight else state.stable
+
+
+@dataclass
+class RolloutUpdate:
+    """A runtime change; fields left None stay as they are."""
+
+    canary: str | None = None
+    canary_weight: float | None = None
+    stable: str | None = None
+    versions: dict[str, str] | None = None
+    clear_canary: bool = False
+
+
+class Rollout:
+    """The single source of truth for a rollout; fed by replicas' reports."""
+
+    def __init__(
+        self,
+        models: ModelsSection,
+        policy: RolloutSection,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.policy = policy
+        self.clock = clock
+        self.state = RolloutState.initial(models, policy)
+        self.window: dict[str, VersionFigures] = {}
+        self.last_window: dict[str, VersionFigures] = {}
+        self.totals: dict[str, VersionFigures] = {}
+        self.window_started = clock()
+        self.events: list[dict[str, Any]] = []
+
+    # -- figures -------------------------------------------------------------------
+    def record(self, figures: dict[str, VersionFigures]) -> None:
+        for version, figure in figures.items():
+            self.window.setdefault(version, VersionFigures()).merge(figure)
+            self.totals.setdefault(version, VersionFigures()).merge(figure)
+        if self.clock() - self.window_started >= self.policy.window_s:
+            self.close_window()
+
+    def close_window(self) -> None:
+        canary = self.state.canary
+        if canary is not None and self.state.canary_weight > 0:
+            self._evaluate(canary, self.window.get(canary, VersionFigures()))
+        self.last_window = self.window
+        self.window = {}
+        self.window_started = self.clock()
+
+    def _evaluate(self, canary: str, figures: VersionFigures) -> None:
+        if figures.requests < self.policy.min_requests:
+            return
+        p99 = figures.percentile_ms(0.99) or 0.0
+        if figures.error_rate > self.policy.max_error_rate:
+            self._roll_back(f"error rate {figures.error_rate:.3f} > {self.policy.max_error_rate}")
+        elif p99 > self.policy.max_p99_ms:
+            self._roll_back(f"p99 {p99:.1f} ms > {self.policy.max_p99_ms} ms")
+        else:
+            self.state.healthy_windows += 1
+            needed = self.policy.promote_after_windows
+            if needed is not None and self.state.healthy_windows >= needed:
+                self._promote()
+
+    def _roll_back(self, reason: str) -> None:
+        self._transition("rolled_back", f"{self.state.canary} rolled back: {reason}", stable=self.state.stable)
+
+    def _promote(self) -> None:
+        assert self.state.canary is not None
+        reason = f"{self.state.canary} promoted after {self.state.healthy_windows} healthy windows"
+        self._transition("promoted", reason, stable=self.state.canary)
+
+    def _transition(self, status: Status, reason: str, stable: str) -> None:
+        self.state.stable = stable
+        self.state.canary = None
+        self.state.canary_weight = 0.0
+        self.state.status = status
+        self.state.reason = reason
+        self.state.healthy_windows = 0
+        self.state.generation += 1
+        self.events.append({"status": status, "reason": reason, "at": time.time()})
+
+    # -- runtime changes -----------------------------------------------------------
+    def update(self, change: RolloutUpdate) -> RolloutState:
+        """Apply a change or raise ValueError naming the bad field; nothing changes on error."""
+        versions = {**self.state.versions, **(change.versions or {})}
+        stable = change.stable or self.state.stable
+        canary = None if change.clear_canary else (change.canary or self.state.canary)
+        weight = self.state.canary_weight if change.canary_weight is None else change.canary_weight
+        if stable not in versions:
+            raise ValueError(f"stable: unknown version {stable!r} (known: {sorted(versions)})")
+        if canary is not None and canary not in versions:
+            raise ValueError(f"canary: unknown version {canary!r} (known: {sorted(versions)})")
+        if canary is not None and canary == stable:
+            raise ValueError(f"canary: {canary!r} is the stable version")
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"canary_weight: expected a fraction in [0, 1], got {weight}")
+        new_canary = canary != self.state.canary
+        self.state.versions = versions
+        self.state.stable = stable
+        self.state.canary = canary
+        self.state.canary_weight = weight if canary is not None else 0.0
+        if new_canary:
+            self.state.healthy_windows = 0
+            self.window = {}
+            self.window_started = self.clock()
+        self.state.status = "canary" if canary is not None and weight > 0 else "stable"
+        self.state.reason = "updated at runtime"
+        self.state.generation += 1
+        return self.state
+
+    def view(self) -> dict[str, Any]:
+        versions = sorted(set(self.totals) | set(self.window) | set(self.last_window))
+        return {
+            **self.state.to_wire(),
+            "policy": self.policy.model_dump(),
+            "events": self.events[-20:],
+            "figures": {
+                version: {
+                    "current_window": self.window.get(version, VersionFigures()).summary(),
+                    "last_window": self.last_window.get(version, VersionFigures()).summary(),
+                    "total": self.totals.get(version, VersionFigures()).summary(),
+                }
+                for version in versions
+            },
+        }

@@ -1,0 +1,273 @@
+"""The HTTP API (FastAPI) and the two prediction deployments that serve it.
+
+Routes (the same for both deployments; docs at ``/docs``, schema at ``/openapi.json``):
+
+* ``POST /v1/predict``  ``{"instances": [...]}`` -> ``{"predictions", "model_version", "metadata"}``
+* ``GET /v1/models``    versions, stable, canary, what this replica has loaded
+* ``GET /v1/rollout``   rollout state and per-version figures; ``PUT`` changes it at runtime
+* ``GET /healthz``      liveness (open);  ``GET /readyz``  stable model loaded (open)
+
+``BatchedPredictionService`` runs the model through ``@serve.batch`` with a
+``serve.multiplexed`` LRU of versions; ``SyncPredictionService`` is the plain
+synchronous variant (no batching), selected by ``service.mode: sync``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mlray.config.inference import InferenceConfig
+from mlray.serve.schemas import ModelsView, PredictRequest, PredictResponse, RolloutPatch
+from mlray.serve.service import PredictionCore, ServiceError, VersionCache
+from mlray.serve.versions import LoadedModel
+
+log = logging.getLogger(__name__)
+
+PROTECTED_PREFIX = "/v1/"
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class RequestGuard:
+    """ASGI middleware: API key on /v1/*, then body size, before any body is read."""
+
+    def __init__(self, app: ASGIApp, core: PredictionCore):
+        self.app = app
+        self.core = core
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        rejection = self._reject(scope["path"], scope["method"], headers)
+        if rejection is None:
+            await self.app(scope, receive, send)
+            return
+        status, detail, extra_headers = rejection
+        await JSONResponse({"detail": detail}, status_code=status, headers=extra_headers)(scope, receive, send)
+
+    def _reject(self, path: str, method: str, headers: dict[str, str]) -> tuple[int, str, dict[str, str]] | None:
+        if path.startswith(PROTECTED_PREFIX):
+            try:
+                self.core.authorize(headers.get("authorization"))
+            except ServiceError as exc:
+                return exc.status_code, exc.detail, exc.headers or {}
+        if method in BODY_METHODS:
+            limit = self.core.config.service.max_body_bytes
+            length = headers.get("content-length")
+            if length is None:
+                return 411, "request body needs a Content-Length header", {}
+            if not length.isdigit() or int(length) > limit:
+                return 413, f"request body over the limit of {limit} bytes (service.max_body_bytes)", {}
+        return None
+
+
+def build_api(service: BatchedPredictionService | SyncPredictionService) -> FastAPI:
+    core = service.core
+    app = FastAPI(
+        title="mlray inference",
+        version="1",
+        description="Predictions from versioned models with canary rollouts. "
+        "/v1/* needs `Authorization: Bearer <API key>`.",
+    )
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse({"detail": "body is not valid JSON"}, status_code=400)
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        stable = core.rollout.state.stable
+        try:
+            await service.ensure_loaded(stable)
+        except Exception as exc:  # noqa: BLE001 - not ready, whatever the reason
+            return JSONResponse({"status": "not ready", "stable": stable, "error": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ready", "stable": stable})
+
+    @app.get("/v1/models", response_model=ModelsView)
+    async def models() -> ModelsView:
+        state = core.rollout.state
+        return ModelsView(
+            stable=state.stable,
+            canary=state.canary,
+            canary_weight=state.canary_weight,
+            versions=state.versions,
+            loaded_here={v: m.feature_names for v, m in service.loaded().items()},
+            version_header=core.config.models.version_header,
+            batching=service.batching(),
+        )
+
+    @app.get("/v1/rollout")
+    async def rollout() -> dict[str, Any]:
+        return await core.rollout.controller.view.remote()
+
+    @app.put("/v1/rollout")
+    async def change_rollout(patch: RolloutPatch) -> dict[str, Any]:
+        try:
+            wire = await core.rollout.controller.update.remote(patch.model_dump())
+        except ValueError as exc:
+            raise ServiceError(422, str(exc).strip().splitlines()[-1]) from None
+        return core.rollout.adopt(wire).to_wire()
+
+    if inspect.iscoroutinefunction(service.predict):
+
+        @app.post("/v1/predict", response_model=PredictResponse)
+        async def predict(body: PredictRequest, request: Request) -> PredictResponse:
+            return await service.predict(body, request.headers)
+
+    else:
+
+        @app.post("/v1/predict", response_model=PredictResponse)
+        def predict_sync(body: PredictRequest, request: Request) -> PredictResponse:
+            return service.predict(body, request.headers)
+
+    app.add_middleware(RequestGuard, core=core)
+    return app
+
+
+def _core(config: dict[str, Any], controller: Any) -> PredictionCore:
+    return PredictionCore(InferenceConfig.model_validate(config), controller)
+
+
+@serve.ingress()
+class BatchedPredictionService:
+    """Async handlers; the model sees batches formed by ``@serve.batch`` (runtime-tunable)."""
+
+    def __init__(self, config: dict[str, Any], controller: Any):
+        self.core = _core(config, controller)
+        core = self.core
+        # Fail at startup, not on the first request, if the stable version cannot load.
+        warm = {core.rollout.state.stable: core.load(core.rollout.state.stable)}
+
+        async def load_version(version: str) -> LoadedModel:
+            return warm.pop(version, None) or await asyncio.to_thread(core.load, version)
+
+        self._load = serve.multiplexed(max_num_models_per_replica=core.config.models.cache_size)(load_version)
+        self._multiplexed_fn = load_version
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return build_api(self)
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        self._run_batched.set_max_batch_size(int(user_config["batch_size"]))
+        self._run_batched.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))
+        log.info("batching: max_batch_size=%s batch_wait_timeout_s=%s", *user_config.values())
+
+    def check_health(self) -> None:
+        self.core.healthy()
+
+    async def ensure_loaded(self, version: str) -> LoadedModel:
+        return await self._load(version)
+
+    def batching(self) -> dict[str, float]:
+        return {
+            "max_batch_size": self._run_batched._get_max_batch_size(),
+            "batch_wait_timeout_s": self._run_batched._get_batch_wait_timeout_s(),
+        }
+
+    def loaded(self) -> dict[str, LoadedModel]:
+        wrapper = getattr(self._multiplexed_fn, "__serve_multiplex_wrapper", None)
+        return dict(wrapper.models) if wrapper is not None else {}
+
+    async def predict(self, body: PredictRequest, headers: Mapping[str, str]) -> PredictResponse:
+        started = time.perf_counter()
+        version = self.core.choose_version(headers)
+        try:
+            model = await self._load(version)
+        except ServiceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a version that will not load is that version's failure
+            raise self.core.failed(version, started, exc) from exc
+        prepared = self.core.prepare(version, model, body, started)
+        result = await self._run_batched(version, prepared.rows)
+        if isinstance(result, BaseException):
+            raise self.core.failed(version, started, result)
+        return self.core.succeeded(prepared, body, result)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def _run_batched(self, versions: list[str], rows: list[torch.Tensor]) -> list[Any]:
+        """One model call per version in the batch; a failing version fails only its own requests."""
+        results: list[Any] = [None] * len(versions)
+        for version in dict.fromkeys(versions):
+            members = [i for i, v in enumerate(versions) if v == version]
+            self.core.metrics.batch(version, len(members))
+            try:
+                model = await self._load(version)
+                predictions = model.predict(torch.cat([rows[i] for i in members]))
+            except Exception as exc:  # noqa: BLE001 - handed to each request of this version
+                for i in members:
+                    results[i] = exc
+                continue
+            offset = 0
+            for i in members:
+                results[i] = predictions[offset : offset + len(rows[i])]
+                offset += len(rows[i])
+        return results
+
+
+@serve.ingress()
+class SyncPredictionService:
+    """Plain synchronous handlers (FastAPI's thread pool), one model call per request."""
+
+    def __init__(self, config: dict[str, Any], controller: Any):
+        self.core = _core(config, controller)
+        self.cache = VersionCache(self.core.load, self.core.config.models.cache_size)
+        self.cache.get(self.core.rollout.state.stable)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return build_api(self)
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Batching settings do not apply to the sync deployment."""
+
+    def check_health(self) -> None:
+        self.core.healthy()
+
+    async def ensure_loaded(self, version: str) -> LoadedModel:
+        return await asyncio.to_thread(self.cache.get, version)
+
+    def batching(self) -> None:
+        return None
+
+    def loaded(self) -> dict[str, LoadedModel]:
+        return self.cache.loaded()
+
+    def predict(self, body: PredictRequest, headers: Mapping[str, str]) -> PredictResponse:
+        started = time.perf_counter()
+        version = self.core.choose_version(headers)
+        try:
+            model = self.cache.get(version)
+            prepared = self.core.prepare(version, model, body, started)
+            predictions = model.predict(prepared.rows)
+        except ServiceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - counted against the version, answered 500
+            raise self.core.failed(version, started, exc) from exc
+        return self.core.succeeded(prepared, body, predictions)
+
+
+__all__ = ["BatchedPredictionService", "SyncPredictionService", "build_api"]

@@ -1,0 +1,178 @@
+"""What both prediction deployments share: auth, version choice, input rows, bookkeeping.
+
+The async (batched) and the sync deployment differ only in how they run the
+model; everything before (who may call, which version, which rows) and after
+(figures for the rollout, metrics, sampled logging) happens here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from mlray.config.inference import InferenceConfig
+from mlray.serve.auth import ApiKeys, serve_http_host
+from mlray.serve.background import Ticker
+from mlray.serve.canary import RolloutState
+from mlray.serve.features import InstanceError, InstanceParser, UnknownEntityError, build_enricher
+from mlray.serve.metrics import ServeMetrics
+from mlray.serve.prediction_log import PredictionLog
+from mlray.serve.rollout_client import RolloutClient
+from mlray.serve.schemas import PredictRequest, PredictResponse
+from mlray.serve.versions import LoadedModel, is_mlflow_uri, load_model_version
+from mlray.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """An answer other than 200, with the body's ``detail``."""
+
+    def __init__(self, status_code: int, detail: Any, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.headers = headers
+
+
+@dataclass
+class Prepared:
+    version: str
+    model: LoadedModel
+    rows: torch.Tensor
+    metadata: dict[str, Any]
+    started: float
+
+
+def resolve_location(location: str, storage_uri: str) -> str:
+    """A version's location as a loadable URI: relative paths live under ``storage.uri``."""
+    if is_mlflow_uri(location) or "://" in location or os.path.isabs(location):
+        return location
+    return Storage(storage_uri).url(location)
+
+
+def replica_id() -> str:
+    try:
+        from ray import serve
+
+        return serve.get_replica_context().replica_tag
+    except Exception:  # noqa: BLE001 - outside Serve (unit tests)
+        return f"pid{os.getpid()}"
+
+
+class PredictionCore:
+    def __init__(self, config: InferenceConfig, controller: Any):
+        self.config = config
+        self.keys = ApiKeys.load(config.auth)
+        self.keys.require_keys_unless_loopback(serve_http_host())
+        self.enricher = build_enricher(config.features)
+        self.metrics = ServeMetrics(config.monitoring.enable_metrics)
+        self.rollout = RolloutClient(controller, RolloutState.initial(config.models, config.rollout))
+        self.prediction_log = PredictionLog(config.prediction_log, replica_id())
+        self.ticker = Ticker(
+            config.rollout.report_interval_s, [self.rollout.sync, self.prediction_log.flush_if_due]
+        ).start()
+        if config.mlflow.tracking_uri:
+            os.environ.setdefault("MLFLOW_TRACKING_URI", config.mlflow.tracking_uri)
+
+    # -- before the model -----------------------------------------------------------
+    def authorize(self, authorization: str | None) -> None:
+        if not self.keys.accepts(authorization):
+            raise ServiceError(401, "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
+
+    def choose_version(self, headers: Mapping[str, str]) -> str:
+        state = self.rollout.state
+        pinned = headers.get(self.config.models.version_header)
+        if pinned:
+            if pinned not in state.versions:
+                raise ServiceError(404, f"model version {pinned!r} not found; known: {sorted(state.versions)}")
+            return pinned
+        return self.rollout.choose(headers.get(self.config.rollout.sticky_header))
+
+    def load(self, version: str) -> LoadedModel:
+        """Read a version from storage or the registry (blocking; callers cache)."""
+        location = self.rollout.state.versions.get(version)
+        if location is None:
+            raise ServiceError(404, f"model version {version!r} not found")
+        started = time.perf_counter()
+        loaded = load_model_version(
+            version,
+            resolve_location(location, self.config.storage.uri),
+            mlflow_tracking_uri=self.config.mlflow.tracking_uri,
+            feature_names=self.config.models.feature_names,
+        )
+        log.info("loaded model %s from %s in %.2f s", version, loaded.uri, time.perf_counter() - started)
+        return loaded
+
+    def prepare(self, version: str, model: LoadedModel, body: PredictRequest, started: float) -> Prepared:
+        if len(body.instances) > self.config.service.max_instances:
+            raise ServiceError(
+                422,
+                [{"loc": ["body", "instances"], "type": "too_long",
+                  "msg": f"at most {self.config.service.max_instances} instances per request, got {len(body.instances)}"}],
+            )
+        parser = InstanceParser(model.feature_names, self.enricher)
+        try:
+            rows, metadata = parser.rows(body.instances)
+        except InstanceError as exc:
+            raise ServiceError(422, exc.problems) from None
+        except UnknownEntityError as exc:
+            raise ServiceError(self.config.features.unknown_entity_status, f"unknown entity: {exc.args[0]}") from None
+        return Prepared(version, model, rows, {"features": metadata} if metadata else {}, started)
+
+    # -- after the model ----------------------------------------------------------------
+    def succeeded(self, prepared: Prepared, body: PredictRequest, predictions: list[Any]) -> PredictResponse:
+        latency_ms = (time.perf_counter() - prepared.started) * 1000
+        self.rollout.record(prepared.version, True, latency_ms)
+        self.metrics.request(prepared.version, 200, latency_ms)
+        self.prediction_log.maybe_record(prepared.version, body.instances, predictions, latency_ms)
+        return PredictResponse(predictions=predictions, model_version=prepared.version, metadata=prepared.metadata)
+
+    def failed(self, version: str, started: float, error: BaseException) -> ServiceError:
+        """A model failure: counts against the version (canary SLO) and becomes a 500."""
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.rollout.record(version, False, latency_ms)
+        self.metrics.request(version, 500, latency_ms)
+        log.error("model %s failed: %s: %s", version, type(error).__name__, error)
+        return ServiceError(500, f"model version {version} failed: {type(error).__name__}")
+
+    def rejected(self, version: str, error: ServiceError) -> None:
+        self.metrics.request(version, error.status_code, 0.0)
+
+    def healthy(self) -> None:
+        if not self.ticker.alive:
+            raise RuntimeError("the rollout sync thread stopped")
+
+
+class VersionCache:
+    """Thread-safe LRU of loaded versions for the sync deployment (serve.multiplexed is async-only)."""
+
+    def __init__(self, load: Callable[[str], LoadedModel], capacity: int):
+        self.load = load
+        self.capacity = capacity
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, version: str) -> LoadedModel:
+        with self._lock:
+            if version in self._models:
+                self._models.move_to_end(version)
+                return self._models[version]
+        loaded = self.load(version)
+        with self._lock:
+            self._models[version] = loaded
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+        return loaded
+
+    def loaded(self) -> dict[str, LoadedModel]:
+        with self._lock:
+            return dict(self._models)
