@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlray.config.base import ConfigModel
 from mlray.config.batch_inference import BatchInferenceConfig
+from mlray.config.features import FeaturesConfig
 from mlray.config.inference import InferenceConfig
 from mlray.config.kuberay import KubeRayConfig
 from mlray.config.or_tools import OrToolsJobConfig
@@ -15,6 +16,8 @@ CONFIG_FILES: dict[str, type[ConfigModel]] = {
     "or_tools.yaml": OrToolsJobConfig,
     "inference.yaml": InferenceConfig,
     "preprocessing.yaml": PreprocessingConfig,
+    "features.yaml": FeaturesConfig,
+    "features.gcp.yaml": FeaturesConfig,
     "batch_inference.yaml": BatchInferenceConfig,
     "kuberay.yaml": KubeRayConfig,
 }
