@@ -163,6 +163,7 @@ class NetworkSection(ConfigModel):
     prometheus_port: PositiveInt = 9090
     monitoring_namespace: str = "monitoring"
     ingress_namespace: str = Field(default="gateway", description="Namespace of the ingress/gateway pods.")
+    operator_namespace: str = Field(default="kuberay-system", description="Namespace of the KubeRay operator.")
     load_balancer_cidrs: list[str] = Field(
         default_factory=lambda: ["35.191.0.0/16", "130.211.0.0/22"],
         description="Google Cloud load balancer and health-check ranges (container-native LB).",
@@ -172,6 +173,10 @@ class NetworkSection(ConfigModel):
 class MonitoringSection(ConfigModel):
     metrics_port: PositiveInt = 8080
     scrape_interval: str = Field(default="30s", pattern=r"^[0-9]+(ms|s|m|h)$")
+    monitor_labels: dict[str, str] = Field(
+        default_factory=lambda: {"release": "prometheus"},
+        description="Labels the Prometheus operator selects PodMonitors/ServiceMonitors by.",
+    )
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     grafana_url: str = "http://grafana.monitoring.svc:3000"
     grafana_iframe_url: str = Field(default="https://grafana.example.com", description="Grafana as browsers reach it.")

@@ -1,0 +1,117 @@
+"""Static checks of ``clusters/image/Dockerfile``: no Docker engine is needed to catch a bad image.
+
+Checked: the base is ``rayproject/ray`` pinned by a tag carrying the project's
+Ray and Python versions *and* a sha256 digest; the final user is not root;
+the entrypoint is ``python -m jobs``; the working directory is the one the
+manifests use; and every ``COPY`` source exists in the build context.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlray.kuberay.pods import APP_DIR
+
+BASE_IMAGE = "rayproject/ray"
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+ROOT_USERS = {"root", "0", "root:root", "0:0"}
+
+
+@dataclass(frozen=True)
+class Instruction:
+    line: int
+    keyword: str
+    value: str
+
+    def exec_form(self) -> list[str] | None:
+        """``["a", "b"]`` arguments, or None for shell form."""
+        try:
+            parsed = json.loads(self.value)
+        except json.JSONDecodeError:
+            return None
+        return parsed if isinstance(parsed, list) else None
+
+
+def parse(text: str) -> list[Instruction]:
+    """Instructions with continuation lines joined and comments dropped."""
+    instructions: list[Instruction] = []
+    pending, start = "", 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if pending and line.startswith("#"):
+            continue
+        if not pending:
+            start = number
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        keyword, _, value = full.partition(" ")
+        instructions.append(Instruction(start, keyword.upper(), value.strip()))
+    return instructions
+
+
+def substitute(value: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m.group(1) or m.group(2), m.group(0)), value)
+
+
+def build_args(instructions: list[Instruction]) -> dict[str, str]:
+    args = {}
+    for instruction in instructions:
+        if instruction.keyword == "ARG" and "=" in instruction.value:
+            name, _, default = instruction.value.partition("=")
+            args[name.strip()] = default.strip().strip('"')
+    return args
+
+
+def check(dockerfile: Path, context: Path, ray_version: str, python_tag: str = "py311") -> list[str]:
+    """Problems, each naming the line: an empty list means the Dockerfile passes."""
+    instructions = parse(dockerfile.read_text())
+    args = build_args(instructions)
+    problems: list[str] = []
+    by_keyword: dict[str, list[Instruction]] = {}
+    for instruction in instructions:
+        by_keyword.setdefault(instruction.keyword, []).append(instruction)
+
+    froms = by_keyword.get("FROM", [])
+    if not froms:
+        return [f"{dockerfile}: no FROM instruction"]
+    base = froms[-1]
+    image = substitute(base.value.split()[0], args)
+    match = re.match(rf"^{re.escape(BASE_IMAGE)}:(?P<tag>[^@]+)@(?P<digest>.+)$", image)
+    if match is None:
+        problems.append(f"line {base.line}: base must be {BASE_IMAGE}:<tag>@sha256:<digest>, got {image!r}")
+    else:
+        if not match["tag"].startswith(f"{ray_version}-{python_tag}"):
+            problems.append(f"line {base.line}: base tag {match['tag']!r} is not Ray {ray_version} on {python_tag}")
+        if not DIGEST.match(match["digest"]):
+            problems.append(f"line {base.line}: base digest {match['digest']!r} is not sha256:<64 hex digits>")
+
+    users = by_keyword.get("USER", [])
+    if not users:
+        problems.append("no USER instruction: the image would run as its base's user")
+    elif substitute(users[-1].value, args) in ROOT_USERS:
+        problems.append(f"line {users[-1].line}: final USER is root")
+
+    entrypoints = by_keyword.get("ENTRYPOINT", [])
+    entrypoint = entrypoints[-1].exec_form() if entrypoints else None
+    if entrypoint is None or entrypoint[-2:] != ["-m", "jobs"]:
+        problems.append(f"ENTRYPOINT must be the exec form [..., '-m', 'jobs'], got {entrypoint!r}")
+
+    workdirs = by_keyword.get("WORKDIR", [])
+    if not workdirs or substitute(workdirs[-1].value, args) != APP_DIR:
+        problems.append(f"WORKDIR must be {APP_DIR} (the manifests' workingDir)")
+
+    for instruction in by_keyword.get("COPY", []):
+        parts = [p for p in shlex.split(instruction.value) if not p.startswith("--")]
+        for source in parts[:-1]:
+            if not (context / source).exists():
+                problems.append(f"line {instruction.line}: COPY source {source!r} is not in the build context")
+    return problems

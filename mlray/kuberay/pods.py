@@ -1,0 +1,273 @@
+"""Pod templates for Ray heads, Ray workers and RayJob submitters, hardened alike.
+
+Every container runs as the image's non-root ``ray`` user with a read-only
+root filesystem, no capabilities, no privilege escalation and the runtime's
+default seccomp profile. What Ray must write gets an ``emptyDir``: ``/tmp``,
+Ray's session directory ``/tmp/ray`` (logs, sockets, spilled objects) and a
+memory-backed ``/dev/shm`` for the object store.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mlray.config.kuberay import KubeRayConfig, PodResources, WorkerGroupSection
+
+Manifest = dict[str, Any]
+
+APP_DIR = "/home/ray/app"  # the Dockerfile's WORKDIR: configs/ resolves relative to it
+RAY_SESSION_DIR = "/tmp/ray"
+GKE_SPOT_SELECTOR = "cloud.google.com/gke-spot"
+GKE_ACCELERATOR_SELECTOR = "cloud.google.com/gke-accelerator"
+MARKET_LABEL = "ray.io/market-type"
+WORKLOAD_LABEL = "mlray.io/workload"
+RAY_CLIENT_LABEL = "mlray.io/ray-client"  # pods allowed to reach the head's dashboard and client ports
+GPU_RESOURCE = "nvidia.com/gpu"
+
+# (mount path, volume name, emptyDir spec)
+WRITABLE_DIRS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("/tmp", "tmp", {}),
+    (RAY_SESSION_DIR, "ray-session", {}),
+    ("/dev/shm", "dshm", {"medium": "Memory"}),
+)
+
+HEAD_PORTS = {
+    "gcs-server": 6379,
+    "dashboard": 8265,
+    "client": 10001,
+    "as-metrics": 44217,  # autoscaler
+    "dash-metrics": 44227,  # dashboard
+}
+
+
+def pod_security_context(config: KubeRayConfig) -> Manifest:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": config.run_as_user,
+        "runAsGroup": config.run_as_group,
+        "fsGroup": config.run_as_group,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context(config: KubeRayConfig) -> Manifest:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": config.run_as_user,
+        "runAsGroup": config.run_as_group,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def writable_volumes() -> list[Manifest]:
+    return [{"name": name, "emptyDir": dict(spec)} for _, name, spec in WRITABLE_DIRS]
+
+
+def writable_mounts(*paths: str) -> list[Manifest]:
+    """Mounts for the writable directories (all of them when ``paths`` is empty)."""
+    return [
+        {"name": name, "mountPath": path} for path, name, _ in WRITABLE_DIRS if not paths or path in paths
+    ]
+
+
+def resources(spec: PodResources, gpus: int = 0) -> Manifest:
+    amounts: dict[str, Any] = {"cpu": spec.cpu, "memory": spec.memory}
+    if gpus:
+        amounts[GPU_RESOURCE] = gpus
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def ray_env(grace_seconds: float | None = None) -> list[Manifest]:
+    env = [
+        {"name": "MY_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"},
+        {"name": "FEAST_USAGE", "value": "False"},
+        # The image is read-only: no bytecode caches next to the sources.
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+    ]
+    if grace_seconds is not None:
+        # Ray 2.60 drains the node itself when `ray start --block` gets SIGTERM; keep that
+        # within the pod's grace period too, in case the signal reaches it.
+        env.append({"name": "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "value": str(math.ceil(grace_seconds))})
+    return env
+
+
+def drain_prestop(deadline_seconds: float) -> Manifest:
+    """``preStop``: tell GCS this node is being preempted, wait for its work to drain."""
+    command = ["python", "-m", "mlray.kuberay.drain", "--deadline-seconds", str(math.ceil(deadline_seconds))]
+    return {"preStop": {"exec": {"command": command}}}
+
+
+def ray_container(
+    config: KubeRayConfig,
+    name: str,
+    ports: dict[str, int],
+    spec: PodResources,
+    gpus: int = 0,
+    grace_seconds: float | None = None,
+) -> Manifest:
+    container: Manifest = {
+        "name": name,
+        "image": config.image.reference(gpu=gpus > 0),
+        "imagePullPolicy": config.image.pull_policy,
+        "workingDir": APP_DIR,
+        "ports": [{"name": port_name, "containerPort": port} for port_name, port in ports.items()],
+        "env": ray_env(grace_seconds),
+        "resources": resources(spec, gpus),
+        "securityContext": container_security_context(config),
+        "volumeMounts": writable_mounts(),
+    }
+    if grace_seconds is not None:
+        container["lifecycle"] = drain_prestop(grace_seconds)
+    return container
+
+
+def pod_template(
+    config: KubeRayConfig,
+    workload: str,
+    containers: list[Manifest],
+    service_account: str,
+    *,
+    market: str | None = None,
+    automount_token: bool = False,
+    extra: Manifest | None = None,
+) -> Manifest:
+    labels = {WORKLOAD_LABEL: workload}
+    if market is not None:
+        labels[MARKET_LABEL] = market
+    spec: Manifest = {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": automount_token,
+        "securityContext": pod_security_context(config),
+        "containers": containers,
+        "volumes": writable_volumes(),
+        **(extra or {}),
+    }
+    return {"metadata": {"labels": labels}, "spec": spec}
+
+
+def head_group(config: KubeRayConfig, workload: str, service_account: str, serve: bool = False) -> Manifest:
+    ports = {**HEAD_PORTS, "metrics": config.monitoring.metrics_port}
+    if serve:
+        ports["serve"] = config.service.serve_port
+    container = ray_container(config, "ray-head", ports, config.head)
+    # The dashboard embeds Grafana panels and queries Prometheus for its metrics views.
+    container["env"] += [
+        {"name": "RAY_PROMETHEUS_HOST", "value": config.monitoring.prometheus_url},
+        {"name": "RAY_GRAFANA_HOST", "value": config.monitoring.grafana_url},
+        {"name": "RAY_GRAFANA_IFRAME_HOST", "value": config.monitoring.grafana_iframe_url},
+    ]
+    return {
+        "rayStartParams": {
+            # The head schedules no work: a preempted or busy task can't take the GCS down.
+            "num-cpus": "0",
+            "dashboard-host": "0.0.0.0",
+            "metrics-export-port": str(config.monitoring.metrics_port),
+            "ray-client-server-port": str(HEAD_PORTS["client"]),
+        },
+        # The autoscaler sidecar talks to the Kubernetes API: only the head gets a token.
+        "template": pod_template(
+            config, workload, [container], service_account, market="on-demand", automount_token=True
+        ),
+    }
+
+
+def spot_termination_grace(config: KubeRayConfig, checkpoint_grace: float) -> int:
+    """KubeRay sets no grace period; spot pods need the checkpoint grace plus Ray's teardown."""
+    return math.ceil(checkpoint_grace) + config.spot.teardown_margin_seconds
+
+
+def worker_group(
+    config: KubeRayConfig,
+    group: WorkerGroupSection,
+    workload: str,
+    service_account: str,
+    checkpoint_grace: float,
+    serve: bool = False,
+) -> Manifest:
+    ports = {"metrics": config.monitoring.metrics_port}
+    if serve:
+        ports["serve"] = config.service.serve_port
+    container = ray_container(
+        config, "ray-worker", ports, group, gpus=group.gpus, grace_seconds=checkpoint_grace
+    )
+    node_selector: dict[str, str] = {}
+    tolerations: list[Manifest] = []
+    if group.market == "spot":
+        node_selector[GKE_SPOT_SELECTOR] = "true"
+        tolerations.append({"key": GKE_SPOT_SELECTOR, "operator": "Equal", "value": "true", "effect": "NoSchedule"})
+    if group.accelerator:
+        node_selector[GKE_ACCELERATOR_SELECTOR] = group.accelerator
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    extra: Manifest = {"terminationGracePeriodSeconds": spot_termination_grace(config, checkpoint_grace)}
+    if node_selector:
+        extra["nodeSelector"] = node_selector
+    if tolerations:
+        extra["tolerations"] = tolerations
+    rayjob_group: Manifest = {
+        "groupName": group.name,
+        "replicas": group.replicas,
+        "minReplicas": group.min_replicas,
+        "maxReplicas": group.max_replicas,
+        "idleTimeoutSeconds": config.autoscaler.idle_timeout_seconds,
+        # Ray node labels: lets tasks target (or avoid) spot capacity with label selectors.
+        "labels": {MARKET_LABEL: group.market},
+        "rayStartParams": {"metrics-export-port": str(config.monitoring.metrics_port)},
+        "template": pod_template(config, workload, [container], service_account, market=group.market, extra=extra),
+    }
+    return rayjob_group
+
+
+def ray_cluster_spec(
+    config: KubeRayConfig,
+    workload: str,
+    service_account: str,
+    groups: list[WorkerGroupSection],
+    checkpoint_grace: float,
+    serve: bool = False,
+) -> Manifest:
+    autoscaler_context = container_security_context(config)
+    return {
+        "rayVersion": config.ray_version,
+        # Token authentication, as on the local cluster: KubeRay creates the secret and
+        # sets RAY_AUTH_MODE/RAY_AUTH_TOKEN in every Ray container.
+        "authOptions": {"mode": "token"},
+        "enableInTreeAutoscaling": True,
+        "autoscalerOptions": {
+            "version": "v2",
+            "upscalingMode": config.autoscaler.upscaling_mode,
+            "idleTimeoutSeconds": config.autoscaler.idle_timeout_seconds,
+            "imagePullPolicy": config.image.pull_policy,
+            "resources": resources(config.autoscaler),
+            "securityContext": autoscaler_context,
+            # The sidecar shares the head's volumes; /tmp/ray is shared by KubeRay already.
+            "volumeMounts": writable_mounts("/tmp"),
+        },
+        "headGroupSpec": head_group(config, workload, service_account, serve=serve),
+        "workerGroupSpecs": [
+            worker_group(config, group, workload, service_account, checkpoint_grace, serve=serve) for group in groups
+        ],
+    }
+
+
+def submitter_template(config: KubeRayConfig, workload: str, service_account: str) -> Manifest:
+    """The pod that runs ``ray job submit``; KubeRay fills in the command."""
+    container = {
+        "name": "ray-job-submitter",
+        "image": config.image.reference(),
+        "imagePullPolicy": config.image.pull_policy,
+        "workingDir": APP_DIR,
+        "env": [{"name": "RAY_USAGE_STATS_ENABLED", "value": "0"}],
+        "resources": resources(config.jobs.submitter),
+        "securityContext": container_security_context(config),
+        "volumeMounts": writable_mounts("/tmp"),
+    }
+    template = pod_template(config, workload, [container], service_account, extra={"restartPolicy": "Never"})
+    template["metadata"]["labels"][RAY_CLIENT_LABEL] = "true"
+    template["spec"]["volumes"] = [volume for volume in writable_volumes() if volume["name"] == "tmp"]
+    return template
