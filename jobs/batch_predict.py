@@ -1,0 +1,18 @@
+"""Batch inference with Ray Data: ``python -m jobs.batch_predict --config configs/batch_inference.yaml``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlray.config import BatchInferenceConfig
+from mlray.entrypoint import run_job
+
+
+def main(config: BatchInferenceConfig) -> dict[str, Any]:
+    from mlray.serve.batch import run_batch_inference
+
+    return run_batch_inference(config)
+
+
+if __name__ == "__main__":
+    run_job("batch_predict", BatchInferenceConfig, main)
