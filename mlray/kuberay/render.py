@@ -141,5 +141,6 @@ def load_documents(paths: Iterable[Path]) -> list[tuple[Path, Manifest]]:
     """Every YAML document of the given files, with the file it came from."""
     documents: list[tuple[Path, Any]] = []
     for path in paths:
-        documents += [(path, doc) for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+        loaded = yaml.load_all(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        documents += [(path, doc) for doc in loaded if doc is not None]
     return documents

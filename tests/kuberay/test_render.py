@@ -1,0 +1,150 @@
+"""The committed manifests are a fresh render of the configs, and carry the configs' numbers."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlray.kuberay.render import RenderInputs, is_generated, render, write
+from mlray.kuberay.workloads import JOBS, all_job_settings
+from mlray.kuberay.rules import is_spot, worker_groups
+
+from .conftest import CLUSTERS, PROJECT_ROOT
+
+RERENDER = "re-render: python -m mlray.kuberay render --out clusters/"
+
+
+def only_document(text: str) -> dict:
+    (document,) = [d for d in yaml.safe_load_all(text) if d is not None]
+    return document
+
+
+def test_committed_manifests_match_a_fresh_render(fresh_render):
+    committed = {path.name for path in CLUSTERS.glob("*.yaml")}
+    assert committed == set(fresh_render), RERENDER
+    for name, text in fresh_render.items():
+        assert (CLUSTERS / name).read_text() == text, f"clusters/{name} differs from a fresh render; {RERENDER}"
+
+
+def test_render_writes_files_and_removes_stale_generated_ones(tmp_path, fresh_render):
+    (tmp_path / "rayjob-gone.yaml").write_text(next(iter(fresh_render.values())))
+    (tmp_path / "hand-written.yaml").write_text("kind: ConfigMap\n")
+    write(fresh_render, tmp_path)
+    assert not (tmp_path / "rayjob-gone.yaml").exists()
+    assert (tmp_path / "hand-written.yaml").exists()
+    assert all(is_generated(tmp_path / name) for name in fresh_render)
+
+
+@pytest.mark.parametrize("settings", all_job_settings(PROJECT_ROOT / "configs"), ids=lambda s: s.workload.command)
+def test_rayjob_deadline_and_grace_follow_the_job_config(settings, fresh_render, kuberay_config):
+    job = only_document(fresh_render[f"rayjob-{settings.workload.command}.yaml"])
+    spec = job["spec"]
+    assert spec["entrypoint"].startswith(
+        f"python -m {settings.workload.module} --config configs/{settings.workload.config_file}"
+    )
+    if settings.total_runtime is None:
+        assert "activeDeadlineSeconds" not in spec
+    else:
+        margin = kuberay_config.jobs.deadline_margin_seconds
+        assert spec["activeDeadlineSeconds"] == math.ceil(settings.total_runtime) + margin
+    assert spec["shutdownAfterJobFinishes"] is True
+    if settings.has_storage:
+        assert f"--set storage.uri={kuberay_config.gcp.checkpoint_uri}/{settings.workload.command}" in spec["entrypoint"]
+    spot_groups = [group for _, group in worker_groups(job) if is_spot(group)]
+    assert spot_groups
+    for group in spot_groups:
+        assert group["template"]["spec"]["terminationGracePeriodSeconds"] >= settings.grace_period
+
+
+def test_job_config_changes_reach_the_manifests(tmp_path):
+    """The renderer reads the job configs: a new total_runtime and grace period show up in the RayJob."""
+    shutil.copytree(PROJECT_ROOT / "configs", tmp_path / "configs")
+    training = tmp_path / "configs" / "training.yaml"
+    data = yaml.safe_load(training.read_text())
+    data["timeouts"] = {**data.get("timeouts", {}), "total_runtime": 7200.5}
+    data["spot"] = {**data.get("spot", {}), "grace_period": 90}
+    training.write_text(yaml.safe_dump(data))
+    files = render(RenderInputs.from_project(tmp_path, serve_config=PROJECT_ROOT / "serve_apps" / "config.yaml"))
+    job = only_document(files["rayjob-train.yaml"])
+    assert job["spec"]["activeDeadlineSeconds"] == 7201 + 900
+    for _, group in worker_groups(job):
+        if is_spot(group):
+            assert group["template"]["spec"]["terminationGracePeriodSeconds"] >= 90
+    cluster = only_document(files["raycluster.yaml"])  # the shared cluster takes the longest grace
+    assert all(g["template"]["spec"]["terminationGracePeriodSeconds"] >= 90 for _, g in worker_groups(cluster) if is_spot(g))
+
+
+def test_rayservice_serve_config_is_exactly_the_serve_apps_file(tmp_path, fresh_render):
+    serve_file = PROJECT_ROOT / "serve_apps" / "config.yaml"
+    if not serve_file.is_file():
+        pytest.skip("serve_apps/config.yaml not written yet")
+    service = only_document(fresh_render["rayservice.yaml"])
+    assert service["spec"]["serveConfigV2"] == serve_file.read_text()
+
+
+def test_rayservice_renders_from_any_serve_config_and_parses_with_serve_schema(tmp_path):
+    from ray.serve.schema import ServeDeploySchema
+
+    text = "# a comment survives\napplications:\n  - name: demo\n    route_prefix: /\n    import_path: serve_apps:build\n"
+    serve_file = tmp_path / "config.yaml"
+    serve_file.write_text(text)
+    files = render(RenderInputs.from_project(PROJECT_ROOT, serve_config=serve_file))
+    service = only_document(files["rayservice.yaml"])
+    assert service["spec"]["serveConfigV2"] == text
+    parsed = ServeDeploySchema.model_validate(yaml.safe_load(service["spec"]["serveConfigV2"]))
+    assert parsed.applications[0].name == "demo"
+
+
+def test_without_serve_config_no_rayservice_is_rendered(tmp_path):
+    files = render(RenderInputs.from_project(PROJECT_ROOT, serve_config=tmp_path / "missing.yaml"))
+    assert "rayservice.yaml" not in files
+    assert {f"rayjob-{job.command}.yaml" for job in JOBS} <= set(files)
+
+
+def test_raycluster_shape(fresh_render, kuberay_config):
+    cluster = only_document(fresh_render["raycluster.yaml"])
+    spec = cluster["spec"]
+    assert spec["enableInTreeAutoscaling"] is True
+    assert spec["autoscalerOptions"]["version"] == "v2"
+    assert spec["rayVersion"] == kuberay_config.ray_version
+    head = spec["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"
+    head_ports = {p["name"]: p["containerPort"] for p in head["template"]["spec"]["containers"][0]["ports"]}
+    assert head_ports["client"] == 10001 and head_ports["dashboard"] == 8265 and "metrics" in head_ports
+    groups = {g["groupName"]: g for g in spec["workerGroupSpecs"]}
+    assert groups["cpu"]["template"]["spec"].get("nodeSelector", {}).get("cloud.google.com/gke-spot") is None
+    for name in ("cpu-spot", "gpu-spot"):
+        pod = groups[name]["template"]
+        assert pod["spec"]["nodeSelector"]["cloud.google.com/gke-spot"] == "true"
+        assert pod["metadata"]["labels"]["ray.io/market-type"] == "spot"
+        assert groups[name]["labels"]["ray.io/market-type"] == "spot"
+        assert "preStop" in pod["spec"]["containers"][0]["lifecycle"]
+    gpu_pod = groups["gpu-spot"]["template"]["spec"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in gpu_pod["tolerations"]
+    assert gpu_pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert gpu_pod["containers"][0]["image"].endswith(kuberay_config.image.gpu_tag)
+
+
+def test_ray_version_matches_the_installed_ray(kuberay_config):
+    import ray
+
+    assert kuberay_config.ray_version == ray.__version__
+
+
+def test_workload_identity_and_least_privilege(fresh_render, kuberay_config):
+    documents = [d for d in yaml.safe_load_all(fresh_render["rbac.yaml"]) if d]
+    accounts = {d["metadata"]["name"]: d for d in documents if d["kind"] == "ServiceAccount"}
+    for job in JOBS:
+        account = accounts[f"mlray-{job.command}"]
+        assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].endswith(
+            f"@{kuberay_config.gcp.project}.iam.gserviceaccount.com"
+        )
+        assert account["automountServiceAccountToken"] is False
+    (role,) = [d for d in documents if d["kind"] == "Role"]
+    verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
+    assert verbs <= {"get", "list", "watch", "patch"}
+    assert all("*" not in rule["resources"] for rule in role["rules"])
