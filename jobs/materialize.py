@@ -1,0 +1,21 @@
+"""Feature materialization as a Ray task: ``python -m jobs.materialize --config configs/features.yaml``.
+
+Also via ``ray job submit --working-dir . -- python -m jobs.materialize --config configs/features.yaml``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlray.config.features import FeaturesConfig
+from mlray.entrypoint import run_job
+
+
+def main(config: FeaturesConfig) -> dict[str, Any]:
+    from mlray.features.materialize import materialize_on_ray
+
+    return materialize_on_ray(config)
+
+
+if __name__ == "__main__":
+    run_job("materialize", FeaturesConfig, main)

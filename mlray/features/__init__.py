@@ -1,0 +1,1 @@
+"""Feature store (Feast): definitions, training data, online enrichment, materialization."""

@@ -1,0 +1,111 @@
+"""Materialization: the latest feature values from the offline sources into the online store.
+
+``materialize(config)`` is the one function behind ``python -m jobs.materialize``
+(a Ray task), the Airflow DAG (``mlray/features/airflow_dag.py``) and the
+benchmark. It applies the definitions when they changed, then moves each online
+view forward: a view's first run covers ``[materialize.first_start, end]``,
+every later one ``(last end, end]`` (Feast's ``materialize_incremental``), so
+rows already materialized are not read again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow.dataset as pads
+from feast import FeatureStore, FeatureView, FileSource
+
+from mlray.config.features import FeaturesConfig
+from mlray.features.store import is_url, prepare_store
+from mlray.storage import Storage
+
+log = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def source_rows_between(view: FeatureView, start: datetime, end: datetime) -> int | None:
+    """Rows of a Parquet source with ``start <= timestamp <= end``; None for other sources."""
+    source = view.batch_source
+    if not isinstance(source, FileSource):
+        return None
+    storage = Storage(source.path)
+    dataset = pads.dataset(storage.path(), filesystem=storage.pyarrow_fs, format="parquet")
+    column = pads.field(source.timestamp_field)
+    return dataset.count_rows(filter=(column >= start) & (column <= end))
+
+
+def views_to_materialize(store: FeatureStore, config: FeaturesConfig) -> list[FeatureView]:
+    if config.materialize.views is None:
+        return [view for view in store.list_feature_views() if view.online]
+    return [store.get_feature_view(name) for name in config.materialize.views]
+
+
+def materialize(config: FeaturesConfig) -> dict[str, Any]:
+    """Apply if needed, materialize up to ``materialize.end`` (default now); a summary per view."""
+    prepared = prepare_store(config)
+    store = prepared.store
+    end = as_utc(config.materialize.end or datetime.now(timezone.utc))
+    first_start = as_utc(config.materialize.first_start or EPOCH)
+    windows: dict[str, tuple[datetime, datetime]] = {}
+    first_time, continuing = [], []
+    for view in views_to_materialize(store, config):
+        if view.materialization_intervals:
+            continuing.append(view.name)
+            windows[view.name] = (as_utc(view.most_recent_end_time), end)
+        else:
+            first_time.append(view.name)
+            windows[view.name] = (first_start, end)
+    if first_time:
+        store.materialize(start_date=first_start, end_date=end, feature_views=first_time)
+    if continuing:
+        store.materialize_incremental(end_date=end, feature_views=continuing)
+    views = {}
+    for name, (start, stop) in windows.items():
+        views[name] = {
+            "start": start.isoformat(),
+            "end": stop.isoformat(),
+            "source_rows": source_rows_between(store.get_feature_view(name), start, stop),
+        }
+    log.info("materialized %s", views)
+    return {"status": "ok", "applied": prepared.applied, "end": end.isoformat(), "views": views}
+
+
+def with_absolute_paths(config: FeaturesConfig) -> FeaturesConfig:
+    """The same config with local paths made absolute, for a process with another working directory."""
+    repo = config.repo.model_copy(
+        update={
+            "path": str(Path(config.repo.path).resolve()),
+            "state_dir": str(Path(config.repo.state_dir).resolve()) if config.repo.state_dir else None,
+        }
+    )
+    sources = config.sources
+    if sources.kind == "file" and not is_url(sources.location):
+        sources = sources.model_copy(update={"location": str(Path(sources.location).resolve())})
+    return config.model_copy(update={"repo": repo, "sources": sources})
+
+
+def materialize_on_ray(config: FeaturesConfig) -> dict[str, Any]:
+    """Run ``materialize`` as a Ray task on this driver's node (where local stores and files live)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from mlray.cluster import init_ray
+
+    init_ray(config.ray)
+    task = ray.remote(num_cpus=1, max_retries=0)(_materialize_from_json).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False),
+        name="materialize_features",
+    )
+    return ray.get(task.remote(with_absolute_paths(config).model_dump_json()))
+
+
+def _materialize_from_json(config_json: str) -> dict[str, Any]:
+    return materialize(FeaturesConfig.model_validate_json(config_json))
