@@ -19,6 +19,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -81,11 +82,22 @@ def main(argv: list[str] | None = None) -> int:
     if address is None or node_ip is None:
         log.warning("RAY_ADDRESS/FQ_RAY_IP or MY_POD_IP not set: not a KubeRay worker pod, nothing to drain")
         return 0
+    # An unreachable GCS makes the client retry for longer than any grace period: bound the
+    # whole hook by the deadline, so a failed drain never holds up the pod's termination.
+    worker = threading.Thread(target=_drain_and_log, args=(address, node_ip, args.deadline_seconds), daemon=True)
+    worker.start()
+    worker.join(timeout=args.deadline_seconds)
+    if worker.is_alive():
+        log.warning("no answer from the GCS at %s within %s s; the pod stops without a drain", address,
+                    args.deadline_seconds)
+    return 0
+
+
+def _drain_and_log(address: str, node_ip: str, deadline_seconds: int) -> None:
     try:
-        log.info(drain(address, node_ip, args.deadline_seconds))
+        log.info(drain(address, node_ip, deadline_seconds))
     except Exception as exc:  # a failed drain must never block the pod's termination
         log.warning("drain failed (%s); the pod stops without it", exc)
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+"""configs/kuberay.yaml: bad cluster shapes fail on load, naming the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlray.config import ConfigError, load_config
+from mlray.config.kuberay import KubeRayConfig
+from mlray.kuberay.workloads import JOBS, JobWorkload, job_settings
+
+from .conftest import PROJECT_ROOT
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("worker_groups: [{name: cpu, min_replicas: 3, replicas: 1}]", "min_replicas <= replicas <= max_replicas"),
+        ("worker_groups: [{name: GPU}]", "worker_groups.0.name"),
+        ("worker_groups: [{name: g, gpus: 1}]", "gpus > 0 needs an accelerator type"),
+        ("worker_groups: [{name: a}, {name: a}]", "duplicate names ['a']"),
+        ("service: {worker_groups: [nope]}", "service.worker_groups: ['nope'] are not in worker_groups"),
+        ("gcp: {checkpoint_uri: /local/path}", "expected a gs://bucket[/prefix] URI"),
+        ("head: {memory: 8 GB}", "head.memory"),
+        ("jobs: {deadline_margin_seconds: 0}", "jobs.deadline_margin_seconds"),
+    ],
+)
+def test_bad_cluster_shapes_fail_naming_the_field(tmp_path, text, expected):
+    path = tmp_path / "kuberay.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(KubeRayConfig, path, environ={})
+    assert expected in str(info.value)
+
+
+def test_job_catalog_matches_the_contracted_entrypoints():
+    assert {(job.command, job.module, job.config_file) for job in JOBS} == {
+        ("train", "jobs.train", "training.yaml"),
+        ("tune", "jobs.tune", "tune.yaml"),
+        ("optimize", "jobs.optimize", "or_tools.yaml"),
+        ("preprocess", "jobs.preprocess", "preprocessing.yaml"),
+        ("batch-predict", "jobs.batch_predict", "batch_inference.yaml"),
+        ("materialize", "jobs.materialize", "features.yaml"),
+    }
+
+
+def test_unregistered_config_falls_back_to_shared_defaults(tmp_path):
+    settings = job_settings(JobWorkload("future", "not_yet.yaml"), tmp_path)
+    assert settings.total_runtime == 3600 and settings.grace_period == 25.0
+    assert settings.has_storage and "no registered model yet" in settings.source
+
+
+def test_registered_config_is_read_from_its_file(tmp_path):
+    (tmp_path / "training.yaml").write_text("timeouts: {total_runtime: null}\nspot: {grace_period: 12}\n")
+    settings = job_settings(JobWorkload("train", "training.yaml"), tmp_path)
+    assert settings.total_runtime is None and settings.grace_period == 12
+    assert settings.deadline_seconds(900) is None
+    assert settings.has_storage and settings.has_mlflow
+
+
+def test_shipped_kuberay_config_loads():
+    config = load_config(KubeRayConfig, PROJECT_ROOT / "configs" / "kuberay.yaml", environ={})
+    assert [g.market for g in config.worker_groups].count("spot") >= 2
