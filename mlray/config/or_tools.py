@@ -1,10 +1,12 @@
-"""Model of configs/or_tools.yaml."""
+"""Model of configs/or_tools.yaml (and configs/or_tools_*.yaml): the optimisation job."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from mlray.config.base import ConfigModel, PositiveFloat, PositiveInt
+from pydantic import Field
+
+from mlray.config.base import ConfigModel, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from mlray.config.sections import (
     MlflowConfig,
     MonitoringConfig,
@@ -15,15 +17,67 @@ from mlray.config.sections import (
 )
 
 
+class ProblemSection(ConfigModel):
+    """The instance to solve when the job reads it from a file."""
+
+    path: str | None = Field(default=None, description="VRPLIB .vrp, Solomon .txt, or JSPLIB/Taillard job-shop file.")
+    kind: Literal["auto", "cvrp", "vrptw", "jobshop"] = "auto"
+    best_known: PositiveFloat | None = Field(
+        default=None, description="For the gap column; null = read from beside the file (.sol, bks.json)."
+    )
+
+
+class ArmSection(ConfigModel):
+    """One arm of the portfolio."""
+
+    name: str | None = Field(default=None, description="Unique name; default '<kind>-<index>'.")
+    kind: str = Field(description="cp_sat, routing, pyvrp, or an import path 'pkg.module:ArmClass'.")
+    seed: NonNegativeInt = 0
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="cp_sat: CP-SAT parameters by name (num_workers, search_branching, subsolvers...); "
+        "routing: first_solution, metaheuristic, solution_limit; pyvrp: IteratedLocalSearchParams fields.",
+    )
+    improve_only: bool = Field(default=False, description="Only search from an incumbent found by another arm.")
+
+
 class SolverSection(ConfigModel):
-    type: Literal["cp_sat", "routing"] = "cp_sat"
-    time_limit: PositiveFloat = 60
+    type: Literal["auto", "cp_sat", "routing"] = Field(
+        default="auto", description="auto: cp_sat for job shop, routing for CVRP/VRPTW."
+    )
+    time_limit: PositiveFloat = Field(default=60, description="Search seconds (the actors' common deadline).")
+    num_actors: PositiveInt = Field(default=2, description="Arms when 'arms' is null (default portfolio).")
+    cpus_per_actor: PositiveFloat = 1
+    workers_per_arm: PositiveInt | None = Field(
+        default=None, description="Threads per arm (CP-SAT num_workers); null = cpus_per_actor rounded up."
+    )
+    arms: list[ArmSection] | None = Field(default=None, description="Explicit arms; null = the default portfolio.")
+    sharing: bool = Field(default=True, description="Arms start their rounds from the global incumbent.")
+    max_restarts: NonNegativeInt = Field(default=1, description="Restarts of a dead arm actor before it is dropped.")
+    poll_interval: PositiveFloat = Field(default=0.2, description="Seconds between an arm's looks at the store.")
+    handover_interval: NonNegativeFloat = Field(
+        default=1.0, description="A running round is cut for a better outside incumbent at most this often."
+    )
+    stop_grace: PositiveFloat = Field(default=10.0, description="Seconds an arm gets to stop before it is killed.")
+
+
+class CheckpointSection(ConfigModel):
+    interval: NonNegativeFloat = Field(default=1.0, description="Minimum seconds between incumbent writes.")
+    resume: bool = Field(default=True, description="Start from the incumbent checkpointed under the same run_name.")
+
+
+class OutputSection(ConfigModel):
+    plots: bool = True
+    dir: str = Field(default="runs/optimize", description="Local folder for PNGs and the solution JSON.")
 
 
 class OrToolsJobConfig(ConfigModel):
     run_name: str = "mlray-optimize"
+    problem: ProblemSection = ProblemSection()
     solver: SolverSection = SolverSection()
     timeouts: TimeoutsConfig = TimeoutsConfig()
+    checkpoint: CheckpointSection = CheckpointSection()
+    output: OutputSection = OutputSection()
     spot: SpotConfig = SpotConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     mlflow: MlflowConfig = MlflowConfig()

@@ -1,0 +1,223 @@
+"""What every arm shares: its spec, the link to the incumbent store, and the round loop.
+
+An arm is a plug-in: a class with ``solve_round``. The loop around it (one
+``run_arm`` for all kinds) starts each round from the best incumbent it is
+allowed to see (the global one when sharing, its own otherwise), passes the
+round a ``StoreLink`` to publish through and to ask whether to stop early, and
+forwards the bounds the round proves.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from mlray.imports import import_object
+from mlray.optimize.incumbent import Incumbent
+from mlray.optimize.problems import Problem
+
+log = logging.getLogger(__name__)
+
+ARM_KINDS = {
+    "cp_sat": "mlray.optimize.arms.cpsat_jobshop:CpSatJobShopArm",
+    "routing": "mlray.optimize.arms.ortools_routing:OrToolsRoutingArm",
+    "pyvrp": "mlray.optimize.arms.pyvrp_arm:PyVrpArm",
+}
+SNAPSHOT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """One arm: ``kind`` is a name in ``ARM_KINDS`` or an import path ``pkg.mod:Class``."""
+
+    name: str
+    kind: str
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    improve_only: bool = False
+
+
+@dataclass(frozen=True)
+class ArmLimits:
+    deadline: float  # wall clock (time.time()), so a restarted actor keeps the original end
+    iteration: float | None
+    sharing: bool
+    cpus: int
+    poll_interval: float
+    handover_interval: float
+
+
+@dataclass
+class RoundResult:
+    """``bound``: a lower bound valid for the whole problem; ``exhausted``: nothing better than
+    the round's start exists (the start is optimal)."""
+
+    ended_by: str
+    bound: int | None = None
+    exhausted: bool = False
+
+
+@dataclass
+class ArmStats:
+    name: str
+    kind: str
+    rounds: int = 0
+    round_ends: dict[str, int] = field(default_factory=dict)
+    improvements: int = 0
+    handovers: int = 0
+    best_objective: int | None = None
+    ended_by: str = ""
+    seconds: float = 0.0
+    restarted: bool = False
+    error: str | None = None
+
+
+class StoreLink:
+    """An arm's view of the incumbent store, safe to use from solver threads."""
+
+    def __init__(self, store: Any, arm_name: str, limits: ArmLimits) -> None:
+        self.store = store
+        self.arm_name = arm_name
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._last_poll = float("-inf")
+        self.version = -1
+        self.global_incumbent: Incumbent | None = None
+        self.stop_reason: str | None = None
+        self.own_best: Incumbent | None = None
+        self.improvements = 0
+        self.round_best: int | None = None
+        self.round_started = time.monotonic()
+
+    def refresh(self, force: bool = False) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._last_poll < self.limits.poll_interval:
+                return
+            self._last_poll = now
+        snapshot = ray.get(self.store.snapshot.remote(self.version), timeout=SNAPSHOT_TIMEOUT_S)
+        with self._lock:
+            self.stop_reason = snapshot.stop_reason
+            if snapshot.incumbent is not None:
+                self.global_incumbent = snapshot.incumbent
+                self.version = snapshot.version
+
+    def begin_round(self, start: Incumbent | None) -> None:
+        with self._lock:
+            self.round_best = None if start is None else start.objective
+            self.round_started = time.monotonic()
+
+    def publish(self, objective: int, payload: dict[str, Any]) -> bool:
+        """Offer a solution found by this arm (fire-and-forget) when it beats the arm's own best."""
+        with self._lock:
+            if self.round_best is None or objective < self.round_best:
+                self.round_best = objective
+            if self.own_best is not None and objective >= self.own_best.objective:
+                return False
+            self.own_best = Incumbent(objective, payload, self.arm_name)
+            self.improvements += 1
+        self.store.offer.remote(objective, payload, self.arm_name)
+        return True
+
+    def publish_bound(self, bound: int) -> None:
+        self.store.offer_bound.remote(bound, self.arm_name)
+
+    def past_deadline(self) -> bool:
+        return time.time() >= self.limits.deadline
+
+    def should_stop_round(self) -> bool:
+        """Stop the running round: the solve is over, or (when sharing) a better outside
+        incumbent has waited at least ``handover_interval`` to be picked up."""
+        self.refresh()
+        if self.stop_reason is not None or self.past_deadline():
+            return True
+        if not self.limits.sharing or self.global_incumbent is None:
+            return False
+        with self._lock:
+            outside_better = self.round_best is None or self.global_incumbent.objective < self.round_best
+            return outside_better and time.monotonic() - self.round_started >= self.limits.handover_interval
+
+
+class Arm(ABC):
+    """A search strategy; ``solve_round`` runs one round of at most ``time_limit`` seconds."""
+
+    def __init__(self, problem: Problem, spec: ArmSpec, cpus: int) -> None:
+        self.problem = problem
+        self.spec = spec
+        self.cpus = cpus
+
+    @abstractmethod
+    def solve_round(self, start: Incumbent | None, time_limit: float, link: StoreLink, round_index: int) -> RoundResult:
+        """Search, calling ``link.publish`` for improving solutions and returning when
+        ``link.should_stop_round()`` turns true or the time is up."""
+
+
+def build_arm(problem: Problem, spec: ArmSpec, cpus: int) -> Arm:
+    arm_class = import_object(ARM_KINDS.get(spec.kind, spec.kind))
+    if not (isinstance(arm_class, type) and issubclass(arm_class, Arm)):
+        raise TypeError(f"arm {spec.name}: kind {spec.kind!r} does not name an Arm subclass")
+    return arm_class(problem, spec, cpus)
+
+
+def run_arm(arm: Arm, link: StoreLink) -> ArmStats:
+    """Rounds until the store says stop, the deadline passes, or this arm proves optimality."""
+    started = time.monotonic()
+    stats = ArmStats(name=arm.spec.name, kind=arm.spec.kind)
+    ends: Counter[str] = Counter()
+    while True:
+        link.refresh(force=True)
+        if link.stop_reason is not None:
+            stats.ended_by = link.stop_reason
+            break
+        remaining = link.limits.deadline - time.time()
+        if remaining <= 0:
+            stats.ended_by = "time_limit"
+            break
+        start = link.global_incumbent if link.limits.sharing else link.own_best
+        if start is None and arm.spec.improve_only:
+            time.sleep(link.limits.poll_interval)  # nothing to improve yet: wait for another arm
+            continue
+        if start is not None and start.arm != arm.spec.name:
+            stats.handovers += 1
+        round_limit = min(remaining, link.limits.iteration or math.inf)
+        link.begin_round(start)
+        result = arm.solve_round(start, round_limit, link, stats.rounds)
+        stats.rounds += 1
+        ends[result.ended_by] += 1
+        if result.bound is not None:
+            link.publish_bound(result.bound)
+        if result.exhausted and start is not None:
+            link.publish_bound(start.objective)
+            if not link.limits.sharing:
+                stats.ended_by = "optimal"
+                break
+    stats.round_ends = dict(ends)
+    stats.improvements = link.improvements
+    stats.best_objective = None if link.own_best is None else link.own_best.objective
+    stats.seconds = round(time.monotonic() - started, 3)
+    return stats
+
+
+@ray.remote
+class ArmActor:
+    """One arm in its own process; Ray restarts it (``max_restarts``) and retries ``run``."""
+
+    def __init__(self, problem: Problem, spec: ArmSpec, store: Any, limits: ArmLimits) -> None:
+        self.arm = build_arm(problem, spec, limits.cpus)
+        self.link = StoreLink(store, spec.name, limits)
+
+    def run(self) -> ArmStats:
+        stats = run_arm(self.arm, self.link)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # raised by Ray's own property
+            stats.restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        return stats
