@@ -302,51 +302,28 @@ def network_policies(config: KubeRayConfig) -> list[Manifest]:
 
 
 def monitors(config: KubeRayConfig) -> list[Manifest]:
+    """What the Prometheus operator scrapes: Ray heads and workers (pods) and the Serve service."""
     names = Names(config)
-    interval = config.monitoring.scrape_interval
-    labels = dict(config.monitoring.monitor_labels)
 
-    def monitor_metadata(name: str) -> Manifest:
+    def monitor(kind: str, name: str, selector: dict[str, str], ports: list[str]) -> Manifest:
         meta = metadata(config, names(name))
-        meta["labels"].update(labels)
-        return meta
-
-    def endpoint(port: str) -> Manifest:
-        return {"port": port, "interval": interval, "path": "/metrics"}
+        meta["labels"].update(config.monitoring.monitor_labels)
+        endpoints = [{"port": port, "interval": config.monitoring.scrape_interval, "path": "/metrics"} for port in ports]
+        return {
+            "apiVersion": MONITORING_API,
+            "kind": kind,
+            "metadata": meta,
+            "spec": {
+                "namespaceSelector": {"matchNames": [config.namespace]},
+                "selector": {"matchLabels": selector},
+                "podMetricsEndpoints" if kind == "PodMonitor" else "endpoints": endpoints,
+            },
+        }
 
     return [
-        {
-            "apiVersion": MONITORING_API,
-            "kind": "PodMonitor",
-            "metadata": monitor_metadata("ray-head"),
-            "spec": {
-                "jobLabel": "ray-head",
-                "namespaceSelector": {"matchNames": [config.namespace]},
-                "selector": {"matchLabels": {**RAY_NODE_SELECTOR, "ray.io/node-type": "head"}},
-                "podMetricsEndpoints": [endpoint("metrics"), endpoint("as-metrics"), endpoint("dash-metrics")],
-            },
-        },
-        {
-            "apiVersion": MONITORING_API,
-            "kind": "PodMonitor",
-            "metadata": monitor_metadata("ray-workers"),
-            "spec": {
-                "jobLabel": "ray-workers",
-                "namespaceSelector": {"matchNames": [config.namespace]},
-                "selector": {"matchLabels": {**RAY_NODE_SELECTOR, "ray.io/node-type": "worker"}},
-                "podMetricsEndpoints": [endpoint("metrics")],
-            },
-        },
-        {
-            # Serve's request, latency and replica metrics, through the Serve service's pods.
-            "apiVersion": MONITORING_API,
-            "kind": "ServiceMonitor",
-            "metadata": monitor_metadata("serve"),
-            "spec": {
-                "jobLabel": "mlray-serve",
-                "namespaceSelector": {"matchNames": [config.namespace]},
-                "selector": {"matchLabels": SERVE_SERVICE_LABEL},
-                "endpoints": [endpoint("metrics")],
-            },
-        },
+        monitor("PodMonitor", "ray-head", {**RAY_NODE_SELECTOR, "ray.io/node-type": "head"},
+                ["metrics", "as-metrics", "dash-metrics"]),
+        monitor("PodMonitor", "ray-workers", {**RAY_NODE_SELECTOR, "ray.io/node-type": "worker"}, ["metrics"]),
+        # Serve's request, latency and replica metrics, from every pod behind the Serve service.
+        monitor("ServiceMonitor", "serve", SERVE_SERVICE_LABEL, ["metrics"]),
     ]

@@ -87,8 +87,9 @@ def ray_env(grace_seconds: float | None = None) -> list[Manifest]:
         {"name": "MY_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"},
         {"name": "FEAST_USAGE", "value": "False"},
-        # The image is read-only: no bytecode caches next to the sources.
+        # The image is read-only: no bytecode caches next to the sources, other caches in /tmp.
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
     ]
     if grace_seconds is not None:
         # Ray 2.60 drains the node itself when `ray start --block` gets SIGTERM; keep that
@@ -209,7 +210,7 @@ def worker_group(
         extra["nodeSelector"] = node_selector
     if tolerations:
         extra["tolerations"] = tolerations
-    rayjob_group: Manifest = {
+    group_spec: Manifest = {
         "groupName": group.name,
         "replicas": group.replicas,
         "minReplicas": group.min_replicas,
@@ -220,7 +221,7 @@ def worker_group(
         "rayStartParams": {"metrics-export-port": str(config.monitoring.metrics_port)},
         "template": pod_template(config, workload, [container], service_account, market=group.market, extra=extra),
     }
-    return rayjob_group
+    return group_spec
 
 
 def ray_cluster_spec(
