@@ -20,10 +20,11 @@ QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
-
 def _dns_label(value: str) -> str:
     if not DNS_1035_LABEL.match(value):
-        raise ValueError(f"{value!r} is not a DNS-1035 label (lower-case letters, digits, '-', starting with a letter)")
+        raise ValueError(
+            f"{value!r} is not a DNS-1035 label (lower-case letters, digits, '-', starting with a letter)"
+        )
     return value
 
 
@@ -36,7 +37,9 @@ class ImageSection(ConfigModel):
 
     repository: str = "us-docker.pkg.dev/my-gcp-project/mlray/mlray"
     tag: str = "0.1.0"
-    gpu_tag: str = Field(default="0.1.0-gpu", description="Same Dockerfile built on the CUDA base, for GPU groups.")
+    gpu_tag: str = Field(
+        default="0.1.0-gpu", description="Same Dockerfile built on the CUDA base, for GPU groups."
+    )
     pull_policy: Literal["IfNotPresent", "Always"] = "IfNotPresent"
 
     def reference(self, gpu: bool = False) -> str:
@@ -97,8 +100,12 @@ class WorkerGroupSection(PodResources):
 
 def default_worker_groups() -> list[WorkerGroupSection]:
     return [
-        WorkerGroupSection(name="cpu", market="on-demand", cpu="4", memory="16Gi", min_replicas=1, replicas=1, max_replicas=4),
-        WorkerGroupSection(name="cpu-spot", market="spot", cpu="4", memory="16Gi", min_replicas=0, max_replicas=10),
+        WorkerGroupSection(
+            name="cpu", market="on-demand", cpu="4", memory="16Gi", min_replicas=1, replicas=1, max_replicas=4
+        ),
+        WorkerGroupSection(
+            name="cpu-spot", market="spot", cpu="4", memory="16Gi", min_replicas=0, max_replicas=10
+        ),
         WorkerGroupSection(
             name="gpu-spot",
             market="spot",
@@ -122,7 +129,8 @@ class AutoscalerSection(ConfigModel):
 class SpotSection(ConfigModel):
     teardown_margin_seconds: PositiveInt = Field(
         default=10,
-        description="Added to the jobs' spot.grace_period for terminationGracePeriodSeconds: Ray's own teardown.",
+        description="Added to the jobs' spot.grace_period for terminationGracePeriodSeconds "
+        "(Ray's own teardown after the drain).",
     )
 
 
@@ -138,7 +146,7 @@ class JobsSection(ConfigModel):
 
 
 class IncrementalUpgradeSection(ConfigModel):
-    """``NewClusterWithIncrementalUpgrade``: needs Gateway API and KubeRay's RayServiceIncrementalUpgrade gate."""
+    """``NewClusterWithIncrementalUpgrade``: needs Gateway API and the operator's incremental-upgrade gate."""
 
     gateway_class_name: str = "gke-l7-rilb"
     step_size_percent: PositiveInt = Field(default=20, le=100)
@@ -163,7 +171,9 @@ class NetworkSection(ConfigModel):
     prometheus_port: PositiveInt = 9090
     monitoring_namespace: str = "monitoring"
     ingress_namespace: str = Field(default="gateway", description="Namespace of the ingress/gateway pods.")
-    operator_namespace: str = Field(default="kuberay-system", description="Namespace of the KubeRay operator.")
+    operator_namespace: str = Field(
+        default="kuberay-system", description="Namespace of the KubeRay operator."
+    )
     load_balancer_cidrs: list[str] = Field(
         default_factory=lambda: ["35.191.0.0/16", "130.211.0.0/22"],
         description="Google Cloud load balancer and health-check ranges (container-native LB).",
@@ -179,14 +189,20 @@ class MonitoringSection(ConfigModel):
     )
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     grafana_url: str = "http://grafana.monitoring.svc:3000"
-    grafana_iframe_url: str = Field(default="https://grafana.example.com", description="Grafana as browsers reach it.")
+    grafana_iframe_url: str = Field(
+        default="https://grafana.example.com", description="Grafana as browsers reach it."
+    )
 
 
 class KubeRayConfig(ConfigModel):
     namespace: DnsLabel = "mlray"
     name_prefix: DnsLabel = "mlray"
-    ray_version: str = Field(default="2.60.0", description="Must match the image's Ray (and requirements.lock).")
-    kubernetes_version: str = Field(default="1.34", description="Schemas the built-in kinds are validated against.")
+    ray_version: str = Field(
+        default="2.60.0", description="Must match the image's Ray (and requirements.lock)."
+    )
+    kubernetes_version: str = Field(
+        default="1.34", description="Schemas the built-in kinds are validated against."
+    )
     run_as_user: PositiveInt = Field(default=1000, description="The rayproject/ray image's 'ray' user.")
     run_as_group: PositiveInt = 100
     image: ImageSection = ImageSection()

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from mlray.config.loader import ConfigError, load_config
 from mlray.config.kuberay import KubeRayConfig
+from mlray.config.loader import ConfigError, load_config
 from mlray.kuberay.render import KUBERAY_CONFIG, RenderInputs, load_documents, render, write
 
 DEFAULT_CRD_DIRS = ("../shared/kuberay/crds", "../shared/kuberay/monitoring-crds")
@@ -37,9 +37,12 @@ def run_validate(args: argparse.Namespace) -> int:
         return 2
     files = sorted(args.directory.glob("*.yaml"))
     documents = [(str(path), document) for path, document in load_documents(files)]
-    problems = [str(p) for p in validate_documents(
-        documents, schema_set(config.kubernetes_version, crd_dirs), grace_lookup(args.project / "configs")
-    )]
+    problems = [
+        str(p)
+        for p in validate_documents(
+            documents, schema_set(config.kubernetes_version, crd_dirs), grace_lookup(args.project / "configs")
+        )
+    ]
     image = args.directory / DOCKERFILE
     if image.is_file():
         problems += [f"{image}: {p}" for p in dockerfile.check(image, args.project, config.ray_version)]
@@ -51,14 +54,18 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlray.kuberay")
-    parser.add_argument("--project", type=Path, default=Path("."), help="project root (configs/, serve_apps/)")
+    parser.add_argument(
+        "--project", type=Path, default=Path("."), help="project root (configs/, serve_apps/)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     render_cmd = commands.add_parser("render", help="write the manifests")
     render_cmd.add_argument("--out", type=Path, required=True)
     render_cmd.add_argument("--serve-config", type=Path, default=None, help="default: serve_apps/config.yaml")
     validate_cmd = commands.add_parser("validate", help="schema and rule checks; exit 1 on problems")
     validate_cmd.add_argument("directory", type=Path)
-    validate_cmd.add_argument("--crds", action="append", help=f"CRD directory (repeatable); default {DEFAULT_CRD_DIRS}")
+    validate_cmd.add_argument(
+        "--crds", action="append", help=f"CRD directory (repeatable); default {DEFAULT_CRD_DIRS}"
+    )
     args = parser.parse_args(argv)
     try:
         return run_render(args) if args.command == "render" else run_validate(args)

@@ -90,9 +90,13 @@ def check(dockerfile: Path, context: Path, ray_version: str, python_tag: str = "
         problems.append(f"line {base.line}: base must be {BASE_IMAGE}:<tag>@sha256:<digest>, got {image!r}")
     else:
         if not match["tag"].startswith(f"{ray_version}-{python_tag}"):
-            problems.append(f"line {base.line}: base tag {match['tag']!r} is not Ray {ray_version} on {python_tag}")
+            problems.append(
+                f"line {base.line}: base tag {match['tag']!r} is not Ray {ray_version} on {python_tag}"
+            )
         if not DIGEST.match(match["digest"]):
-            problems.append(f"line {base.line}: base digest {match['digest']!r} is not sha256:<64 hex digits>")
+            problems.append(
+                f"line {base.line}: base digest {match['digest']!r} is not sha256:<64 hex digits>"
+            )
 
     users = by_keyword.get("USER", [])
     if not users:
@@ -113,5 +117,7 @@ def check(dockerfile: Path, context: Path, ray_version: str, python_tag: str = "
         parts = [p for p in shlex.split(instruction.value) if not p.startswith("--")]
         for source in parts[:-1]:
             if not (context / source).exists():
-                problems.append(f"line {instruction.line}: COPY source {source!r} is not in the build context")
+                problems.append(
+                    f"line {instruction.line}: COPY source {source!r} is not in the build context"
+                )
     return problems

@@ -75,7 +75,9 @@ def drain(address: str, node_ip: str, deadline_seconds: int, poll_seconds: float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlray.kuberay.drain")
-    parser.add_argument("--deadline-seconds", type=int, required=True, help="the spot checkpoint grace period")
+    parser.add_argument(
+        "--deadline-seconds", type=int, required=True, help="the spot checkpoint grace period"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s drain: %(message)s")
     address, node_ip = gcs_address(os.environ), os.environ.get("MY_POD_IP")
@@ -84,12 +86,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # An unreachable GCS makes the client retry for longer than any grace period: bound the
     # whole hook by the deadline, so a failed drain never holds up the pod's termination.
-    worker = threading.Thread(target=_drain_and_log, args=(address, node_ip, args.deadline_seconds), daemon=True)
+    worker = threading.Thread(
+        target=_drain_and_log, args=(address, node_ip, args.deadline_seconds), daemon=True
+    )
     worker.start()
     worker.join(timeout=args.deadline_seconds)
     if worker.is_alive():
-        log.warning("no answer from the GCS at %s within %s s; the pod stops without a drain", address,
-                    args.deadline_seconds)
+        log.warning(
+            "no answer from the GCS at %s within %s s; the pod stops without a drain",
+            address,
+            args.deadline_seconds,
+        )
     return 0
 
 

@@ -83,7 +83,11 @@ def job_entrypoint(config: KubeRayConfig, settings: JobSettings) -> str:
 def runtime_env_yaml(settings: JobSettings) -> str:
     # The code and configs are baked into the image (no working_dir upload); the
     # runtime env only carries what every worker of the job must see.
-    env_vars = {"RAY_USAGE_STATS_ENABLED": "0", "FEAST_USAGE": "False", "MLRAY_JOB": settings.workload.command}
+    env_vars = {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "FEAST_USAGE": "False",
+        "MLRAY_JOB": settings.workload.command,
+    }
     return yaml.safe_dump({"env_vars": env_vars}, sort_keys=True)
 
 
@@ -103,7 +107,12 @@ def ray_job(config: KubeRayConfig, settings: JobSettings) -> Manifest:
     deadline = settings.deadline_seconds(config.jobs.deadline_margin_seconds)
     if deadline is not None:
         spec["activeDeadlineSeconds"] = deadline
-    return {"apiVersion": RAY_API, "kind": "RayJob", "metadata": metadata(config, names(workload), workload), "spec": spec}
+    return {
+        "apiVersion": RAY_API,
+        "kind": "RayJob",
+        "metadata": metadata(config, names(workload), workload),
+        "spec": spec,
+    }
 
 
 def upgrade_strategy(config: KubeRayConfig) -> Manifest:
@@ -133,17 +142,32 @@ def serve_pod_settings(config: KubeRayConfig, settings: ServeSettings, cluster_s
     if "mlflow" in settings.sections:
         env.append({"name": "MLRAY_MLFLOW__TRACKING_URI", "value": mlflow_uri(config)})
     if "prediction_log" in settings.sections:
-        env.append({"name": "MLRAY_PREDICTION_LOG__SINK", "value": f"{config.gcp.checkpoint_uri}/serve/prediction_logs"})
-    templates = [cluster_spec["headGroupSpec"]["template"]] + [g["template"] for g in cluster_spec["workerGroupSpecs"]]
+        env.append(
+            {
+                "name": "MLRAY_PREDICTION_LOG__SINK",
+                "value": f"{config.gcp.checkpoint_uri}/serve/prediction_logs",
+            }
+        )
+    templates = [cluster_spec["headGroupSpec"]["template"]] + [
+        g["template"] for g in cluster_spec["workerGroupSpecs"]
+    ]
     for template in templates:
         container = template["spec"]["containers"][0]
         container["env"] += env
         if settings.api_keys_file:
             keys = PurePosixPath(settings.api_keys_file)
             template["spec"]["volumes"].append(
-                {"name": "api-keys", "secret": {"secretName": names("serve-api-keys"), "items": [{"key": keys.name, "path": keys.name}]}}
+                {
+                    "name": "api-keys",
+                    "secret": {
+                        "secretName": names("serve-api-keys"),
+                        "items": [{"key": keys.name, "path": keys.name}],
+                    },
+                }
             )
-            container["volumeMounts"].append({"name": "api-keys", "mountPath": str(keys.parent), "readOnly": True})
+            container["volumeMounts"].append(
+                {"name": "api-keys", "mountPath": str(keys.parent), "readOnly": True}
+            )
 
 
 def ray_service(
@@ -151,11 +175,17 @@ def ray_service(
 ) -> Manifest:
     names = Names(config)
     groups = [config.group(name) for name in config.service.worker_groups]
-    cluster_spec = ray_cluster_spec(config, SERVE_WORKLOAD, names(SERVE_WORKLOAD), groups, checkpoint_grace, serve=True)
+    cluster_spec = ray_cluster_spec(
+        config, SERVE_WORKLOAD, names(SERVE_WORKLOAD), groups, checkpoint_grace, serve=True
+    )
     serve_pod_settings(config, settings, cluster_spec)
     ports = [
         {"name": "serve", "port": config.service.serve_port, "targetPort": config.service.serve_port},
-        {"name": "metrics", "port": config.monitoring.metrics_port, "targetPort": config.monitoring.metrics_port},
+        {
+            "name": "metrics",
+            "port": config.monitoring.metrics_port,
+            "targetPort": config.monitoring.metrics_port,
+        },
     ]
     return {
         "apiVersion": RAY_API,
@@ -166,7 +196,10 @@ def ray_service(
             "serveConfigV2": serve_config_text,
             "upgradeStrategy": upgrade_strategy(config),
             "serveService": {
-                "metadata": {"name": f"{names(SERVE_WORKLOAD)}-svc", "labels": {**PART_OF, **SERVE_SERVICE_LABEL}},
+                "metadata": {
+                    "name": f"{names(SERVE_WORKLOAD)}-svc",
+                    "labels": {**PART_OF, **SERVE_SERVICE_LABEL},
+                },
                 "spec": {"ports": ports},
             },
             "rayClusterConfig": cluster_spec,
@@ -245,9 +278,15 @@ def network_policies(config: KubeRayConfig) -> list[Manifest]:
     net, monitoring = config.network, config.monitoring
     ray_pods = {"podSelector": {"matchLabels": RAY_NODE_SELECTOR}}
     ray_clients = {"podSelector": {"matchLabels": {RAY_CLIENT_LABEL: "true"}}}
-    monitoring_ns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": net.monitoring_namespace}}}
-    ingress_ns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": net.ingress_namespace}}}
-    operator_ns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": net.operator_namespace}}}
+    monitoring_ns = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": net.monitoring_namespace}}
+    }
+    ingress_ns = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": net.ingress_namespace}}
+    }
+    operator_ns = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": net.operator_namespace}}
+    }
     load_balancers = [{"ipBlock": {"cidr": cidr}} for cidr in net.load_balancer_cidrs]
     head_selector = {**RAY_NODE_SELECTOR, "ray.io/node-type": "head"}
     return [
@@ -264,7 +303,12 @@ def network_policies(config: KubeRayConfig) -> list[Manifest]:
             config,
             "ray-head-clients",
             head_selector,
-            [{"from": [ray_clients, operator_ns], "ports": _tcp(HEAD_PORTS["dashboard"], HEAD_PORTS["client"])}],
+            [
+                {
+                    "from": [ray_clients, operator_ns],
+                    "ports": _tcp(HEAD_PORTS["dashboard"], HEAD_PORTS["client"]),
+                }
+            ],
         ),
         # Prometheus scrapes Ray's metrics export port and the head's autoscaler and dashboard metrics.
         _policy(
@@ -274,7 +318,9 @@ def network_policies(config: KubeRayConfig) -> list[Manifest]:
             [
                 {
                     "from": [monitoring_ns],
-                    "ports": _tcp(monitoring.metrics_port, HEAD_PORTS["as-metrics"], HEAD_PORTS["dash-metrics"]),
+                    "ports": _tcp(
+                        monitoring.metrics_port, HEAD_PORTS["as-metrics"], HEAD_PORTS["dash-metrics"]
+                    ),
                 }
             ],
         ),
@@ -286,10 +332,18 @@ def network_policies(config: KubeRayConfig) -> list[Manifest]:
             [{"from": [ingress_ns, *load_balancers], "ports": _tcp(config.service.serve_port)}],
         ),
         # MLflow tracking server: written to by jobs on the Ray pods.
-        _policy(config, "mlflow", MLFLOW_SELECTOR, [{"from": [ray_pods, ray_clients], "ports": _tcp(net.mlflow_port)}]),
+        _policy(
+            config,
+            "mlflow",
+            MLFLOW_SELECTOR,
+            [{"from": [ray_pods, ray_clients], "ports": _tcp(net.mlflow_port)}],
+        ),
         # Feast feature server: online lookups from Serve replicas and batch jobs.
         _policy(
-            config, "feature-server", FEATURE_SERVER_SELECTOR, [{"from": [ray_pods], "ports": _tcp(net.feature_server_port)}]
+            config,
+            "feature-server",
+            FEATURE_SERVER_SELECTOR,
+            [{"from": [ray_pods], "ports": _tcp(net.feature_server_port)}],
         ),
         # Prometheus itself, where it runs in this namespace: queried by the Ray dashboard.
         _policy(
@@ -308,7 +362,10 @@ def monitors(config: KubeRayConfig) -> list[Manifest]:
     def monitor(kind: str, name: str, selector: dict[str, str], ports: list[str]) -> Manifest:
         meta = metadata(config, names(name))
         meta["labels"].update(config.monitoring.monitor_labels)
-        endpoints = [{"port": port, "interval": config.monitoring.scrape_interval, "path": "/metrics"} for port in ports]
+        endpoints = [
+            {"port": port, "interval": config.monitoring.scrape_interval, "path": "/metrics"}
+            for port in ports
+        ]
         return {
             "apiVersion": MONITORING_API,
             "kind": kind,
@@ -321,9 +378,15 @@ def monitors(config: KubeRayConfig) -> list[Manifest]:
         }
 
     return [
-        monitor("PodMonitor", "ray-head", {**RAY_NODE_SELECTOR, "ray.io/node-type": "head"},
-                ["metrics", "as-metrics", "dash-metrics"]),
-        monitor("PodMonitor", "ray-workers", {**RAY_NODE_SELECTOR, "ray.io/node-type": "worker"}, ["metrics"]),
+        monitor(
+            "PodMonitor",
+            "ray-head",
+            {**RAY_NODE_SELECTOR, "ray.io/node-type": "head"},
+            ["metrics", "as-metrics", "dash-metrics"],
+        ),
+        monitor(
+            "PodMonitor", "ray-workers", {**RAY_NODE_SELECTOR, "ray.io/node-type": "worker"}, ["metrics"]
+        ),
         # Serve's request, latency and replica metrics, from every pod behind the Serve service.
         monitor("ServiceMonitor", "serve", SERVE_SERVICE_LABEL, ["metrics"]),
     ]

@@ -201,7 +201,9 @@ def worker_group(
     tolerations: list[Manifest] = []
     if group.market == "spot":
         node_selector[GKE_SPOT_SELECTOR] = "true"
-        tolerations.append({"key": GKE_SPOT_SELECTOR, "operator": "Equal", "value": "true", "effect": "NoSchedule"})
+        tolerations.append(
+            {"key": GKE_SPOT_SELECTOR, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        )
     if group.accelerator:
         node_selector[GKE_ACCELERATOR_SELECTOR] = group.accelerator
         tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
@@ -219,7 +221,9 @@ def worker_group(
         # Ray node labels: lets tasks target (or avoid) spot capacity with label selectors.
         "labels": {MARKET_LABEL: group.market},
         "rayStartParams": {"metrics-export-port": str(config.monitoring.metrics_port)},
-        "template": pod_template(config, workload, [container], service_account, market=group.market, extra=extra),
+        "template": pod_template(
+            config, workload, [container], service_account, market=group.market, extra=extra
+        ),
     }
     return group_spec
 
@@ -251,7 +255,8 @@ def ray_cluster_spec(
         },
         "headGroupSpec": head_group(config, workload, service_account, serve=serve),
         "workerGroupSpecs": [
-            worker_group(config, group, workload, service_account, checkpoint_grace, serve=serve) for group in groups
+            worker_group(config, group, workload, service_account, checkpoint_grace, serve=serve)
+            for group in groups
         ],
     }
 

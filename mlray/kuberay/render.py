@@ -61,7 +61,12 @@ def dump_documents(documents: Iterable[Manifest], notes: Iterable[str] = ()) -> 
     header = [GENERATED_MARKER + " from configs/kuberay.yaml; edit the configs, not this file."]
     header += [f"# {note}" for note in notes]
     body = yaml.dump_all(
-        list(documents), Dumper=_Dumper, sort_keys=False, default_flow_style=False, explicit_start=True, width=10_000
+        list(documents),
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        explicit_start=True,
+        width=10_000,
     )
     return "\n".join(header) + "\n" + body
 
@@ -101,7 +106,8 @@ def render(inputs: RenderInputs) -> dict[str, str]:
             f"Job settings from {settings.source}.",
             f"activeDeadlineSeconds = ceil(timeouts.total_runtime = {runtime}) "
             f"+ jobs.deadline_margin_seconds ({config.jobs.deadline_margin_seconds} s, cluster start-up).",
-            f"Spot groups: terminationGracePeriodSeconds = ceil(spot.grace_period = {settings.grace_period:g} s) "
+            "Spot groups: terminationGracePeriodSeconds = "
+            f"ceil(spot.grace_period = {settings.grace_period:g} s) "
             f"+ spot.teardown_margin_seconds ({config.spot.teardown_margin_seconds} s).",
         ]
         files[f"rayjob-{settings.workload.command}.yaml"] = dump_documents(
@@ -109,7 +115,11 @@ def render(inputs: RenderInputs) -> dict[str, str]:
         )
     if inputs.serve_config_text is not None:
         files["rayservice.yaml"] = dump_documents(
-            [manifests.ray_service(config, inputs.serve_config_text, serve_settings(inputs.configs_dir), shared_grace)],
+            [
+                manifests.ray_service(
+                    config, inputs.serve_config_text, serve_settings(inputs.configs_dir), shared_grace
+                )
+            ],
             [
                 "serveConfigV2 is the text of serve_apps/config.yaml; env overrides and the API-key Secret "
                 "follow configs/inference.yaml.",

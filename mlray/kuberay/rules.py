@@ -57,7 +57,9 @@ def pod_templates(document: Manifest) -> Iterator[PodTemplate]:
     for path, group in worker_groups(document):
         if isinstance(group.get("template"), dict):
             yield PodTemplate((*path, "template"), group["template"], True)
-    submitter = (document.get("spec") or {}).get("submitterPodTemplate") if document.get("kind") == "RayJob" else None
+    submitter = (
+        (document.get("spec") or {}).get("submitterPodTemplate") if document.get("kind") == "RayJob" else None
+    )
     if isinstance(submitter, dict):
         yield PodTemplate(("spec", "submitterPodTemplate"), submitter, False)
 
@@ -68,7 +70,10 @@ def check_name(document: Manifest) -> Iterator[tuple[Path_, str]]:
     if not isinstance(name, str) or not DNS_1035_LABEL.match(name):
         yield ("metadata", "name"), f"{name!r} is not a DNS-1035 label ([a-z]([-a-z0-9]*[a-z0-9])?)"
     elif len(name) > limit:
-        yield ("metadata", "name"), f"{name!r} has {len(name)} characters; a {document.get('kind')} allows {limit}"
+        yield (
+            ("metadata", "name"),
+            f"{name!r} has {len(name)} characters; a {document.get('kind')} allows {limit}",
+        )
 
 
 def check_job_lifecycle(document: Manifest) -> Iterator[tuple[Path_, str]]:
@@ -84,7 +89,10 @@ def check_replicas(document: Manifest) -> Iterator[tuple[Path_, str]]:
         replicas = group.get("replicas", low)
         if isinstance(high, int) and isinstance(low, int) and isinstance(replicas, int):
             if not low <= replicas <= high:
-                yield path, f"expected minReplicas <= replicas <= maxReplicas, got {low} <= {replicas} <= {high}"
+                yield (
+                    path,
+                    f"expected minReplicas <= replicas <= maxReplicas, got {low} <= {replicas} <= {high}",
+                )
 
 
 def _container_problems(context: Manifest, pod_context: Manifest) -> Iterator[tuple[Path_, str]]:
@@ -117,7 +125,9 @@ def check_security(document: Manifest) -> Iterator[tuple[Path_, str]]:
     for pod in pod_templates(document):
         spec = pod.template.get("spec") or {}
         pod_context = spec.get("securityContext") or {}
-        empty_dirs = {v.get("name") for v in spec.get("volumes") or [] if isinstance(v, dict) and "emptyDir" in v}
+        empty_dirs = {
+            v.get("name") for v in spec.get("volumes") or [] if isinstance(v, dict) and "emptyDir" in v
+        }
         writable_dirs = ["/tmp", RAY_SESSION_DIR] if pod.ray_node else ["/tmp"]
         for field in ("containers", "initContainers"):
             for index, container in enumerate(spec.get(field) or []):
@@ -128,7 +138,10 @@ def check_security(document: Manifest) -> Iterator[tuple[Path_, str]]:
                 mounts = {m.get("mountPath"): m.get("name") for m in container.get("volumeMounts") or []}
                 for directory in writable_dirs:
                     if mounts.get(directory) not in empty_dirs:
-                        yield (*base, "volumeMounts"), f"needs a writable emptyDir at {directory} (root fs is read-only)"
+                        yield (
+                            (*base, "volumeMounts"),
+                            f"needs a writable emptyDir at {directory} (root fs is read-only)",
+                        )
     for path, cluster in cluster_spec_paths(document):
         options = cluster.get("autoscalerOptions")
         if cluster.get("enableInTreeAutoscaling") and isinstance(options, dict):
@@ -138,8 +151,13 @@ def check_security(document: Manifest) -> Iterator[tuple[Path_, str]]:
 
 def is_spot(group: Manifest) -> bool:
     spec = (group.get("template") or {}).get("spec") or {}
-    labels = {**(group.get("labels") or {}), **((group.get("template") or {}).get("metadata") or {}).get("labels", {})}
-    return (spec.get("nodeSelector") or {}).get(GKE_SPOT_SELECTOR) == "true" or labels.get(MARKET_LABEL) == "spot"
+    labels = {
+        **(group.get("labels") or {}),
+        **((group.get("template") or {}).get("metadata") or {}).get("labels", {}),
+    }
+    return (spec.get("nodeSelector") or {}).get(GKE_SPOT_SELECTOR) == "true" or labels.get(
+        MARKET_LABEL
+    ) == "spot"
 
 
 def check_spot_grace(document: Manifest, checkpoint_grace: float) -> Iterator[tuple[Path_, str]]:
@@ -149,13 +167,16 @@ def check_spot_grace(document: Manifest, checkpoint_grace: float) -> Iterator[tu
         spec = (group.get("template") or {}).get("spec") or {}
         grace = spec.get("terminationGracePeriodSeconds")
         if not isinstance(grace, int) or grace < checkpoint_grace:
-            yield (*path, "template", "spec", "terminationGracePeriodSeconds"), (
-                f"spot group needs at least the checkpoint grace period ({checkpoint_grace:g} s), got {grace!r}"
+            yield (
+                (*path, "template", "spec", "terminationGracePeriodSeconds"),
+                f"spot group needs at least the checkpoint grace period ({checkpoint_grace:g} s), "
+                f"got {grace!r}",
             )
         for index, container in enumerate(spec.get("containers") or []):
             if not ((container.get("lifecycle") or {}).get("preStop")):
-                yield (*path, "template", "spec", "containers", index, "lifecycle"), (
-                    "spot group containers need a preStop hook that drains the Ray node"
+                yield (
+                    (*path, "template", "spec", "containers", index, "lifecycle"),
+                    ("spot group containers need a preStop hook that drains the Ray node"),
                 )
 
 

@@ -29,7 +29,10 @@ import yaml
 Schema = dict[str, Any]
 
 RAY_CRD_FILES = ("ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml", "ray.io_rayservices.yaml")
-MONITORING_CRD_FILES = ("monitoring.coreos.com_podmonitors.yaml", "monitoring.coreos.com_servicemonitors.yaml")
+MONITORING_CRD_FILES = (
+    "monitoring.coreos.com_podmonitors.yaml",
+    "monitoring.coreos.com_servicemonitors.yaml",
+)
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 
@@ -128,7 +131,9 @@ class SchemaSet:
                 schema = strict(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
                 schema["properties"]["metadata"] = meta
                 schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
-                validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+                validator_cls = jsonschema.validators.validator_for(
+                    schema, default=jsonschema.Draft7Validator
+                )
                 self._validators[(f"{group}/{version['name']}", kind)] = validator_cls(schema)
         return self
 
@@ -143,7 +148,9 @@ class SchemaSet:
         if key in self._validators:
             return [
                 Problem(source, name, format_path(error.absolute_path), error.message)
-                for error in sorted(self._validators[key].iter_errors(document), key=lambda e: list(e.absolute_path))
+                for error in sorted(
+                    self._validators[key].iter_errors(document), key=lambda e: list(e.absolute_path)
+                )
             ]
         return list(self._validate_builtin(document, source, name))
 

@@ -67,7 +67,9 @@ def load_job_config(workload: JobWorkload, configs_dir: Path) -> tuple[ConfigMod
     if model_cls is None:
         return None, f"configs/{workload.config_file} has no registered model yet: shared defaults"
     if not path.is_file():
-        return load_config(model_cls, None, environ={}), f"{model_cls.__name__} defaults (no configs/{path.name})"
+        return load_config(
+            model_cls, None, environ={}
+        ), f"{model_cls.__name__} defaults (no configs/{path.name})"
     return load_config(model_cls, path, environ={}), f"configs/{workload.config_file}"
 
 

@@ -14,7 +14,10 @@ from .conftest import PROJECT_ROOT
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("worker_groups: [{name: cpu, min_replicas: 3, replicas: 1}]", "min_replicas <= replicas <= max_replicas"),
+        (
+            "worker_groups: [{name: cpu, min_replicas: 3, replicas: 1}]",
+            "min_replicas <= replicas <= max_replicas",
+        ),
         ("worker_groups: [{name: GPU}]", "worker_groups.0.name"),
         ("worker_groups: [{name: g, gpus: 1}]", "gpus > 0 needs an accelerator type"),
         ("worker_groups: [{name: a}, {name: a}]", "duplicate names ['a']"),

@@ -51,5 +51,7 @@ def test_outside_a_ray_pod_the_hook_exits_cleanly(monkeypatch):
 def test_unreachable_gcs_never_blocks_pod_termination(monkeypatch, caplog):
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("MY_POD_IP", "127.0.0.1")
-    assert drain.main(["--deadline-seconds", "1"]) == 0  # returns at the deadline, not after the client's retries
+    assert (
+        drain.main(["--deadline-seconds", "1"]) == 0
+    )  # returns at the deadline, not after the client's retries
     assert any("stops without" in record.getMessage() for record in caplog.records)

@@ -86,8 +86,13 @@ def test_entrypoint_subcommands_map_to_existing_modules():
 
 def test_entrypoint_dispatches_to_the_job_module():
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "jobs", *args], cwd=PROJECT_ROOT, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "jobs", *args],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     listed = run("--help")
     assert listed.returncode == 0

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
 
 from mlray.kuberay.render import RenderInputs, is_generated, render, write
-from mlray.kuberay.workloads import JOBS, all_job_settings
 from mlray.kuberay.rules import is_spot, worker_groups
+from mlray.kuberay.workloads import JOBS, all_job_settings
 
 from .conftest import CLUSTERS, PROJECT_ROOT
 
@@ -27,7 +26,9 @@ def test_committed_manifests_match_a_fresh_render(fresh_render):
     committed = {path.name for path in CLUSTERS.glob("*.yaml")}
     assert committed == set(fresh_render), RERENDER
     for name, text in fresh_render.items():
-        assert (CLUSTERS / name).read_text() == text, f"clusters/{name} differs from a fresh render; {RERENDER}"
+        assert (CLUSTERS / name).read_text() == text, (
+            f"clusters/{name} differs from a fresh render; {RERENDER}"
+        )
 
 
 def test_render_writes_files_and_removes_stale_generated_ones(tmp_path, fresh_render):
@@ -39,7 +40,9 @@ def test_render_writes_files_and_removes_stale_generated_ones(tmp_path, fresh_re
     assert all(is_generated(tmp_path / name) for name in fresh_render)
 
 
-@pytest.mark.parametrize("settings", all_job_settings(PROJECT_ROOT / "configs"), ids=lambda s: s.workload.command)
+@pytest.mark.parametrize(
+    "settings", all_job_settings(PROJECT_ROOT / "configs"), ids=lambda s: s.workload.command
+)
 def test_rayjob_deadline_and_grace_follow_the_job_config(settings, fresh_render, kuberay_config):
     job = only_document(fresh_render[f"rayjob-{settings.workload.command}.yaml"])
     spec = job["spec"]
@@ -53,7 +56,10 @@ def test_rayjob_deadline_and_grace_follow_the_job_config(settings, fresh_render,
         assert spec["activeDeadlineSeconds"] == math.ceil(settings.total_runtime) + margin
     assert spec["shutdownAfterJobFinishes"] is True
     if settings.has_storage:
-        assert f"--set storage.uri={kuberay_config.gcp.checkpoint_uri}/{settings.workload.command}" in spec["entrypoint"]
+        assert (
+            f"--set storage.uri={kuberay_config.gcp.checkpoint_uri}/{settings.workload.command}"
+            in spec["entrypoint"]
+        )
     spot_groups = [group for _, group in worker_groups(job) if is_spot(group)]
     assert spot_groups
     for group in spot_groups:
@@ -68,14 +74,20 @@ def test_job_config_changes_reach_the_manifests(tmp_path):
     data["timeouts"] = {**data.get("timeouts", {}), "total_runtime": 7200.5}
     data["spot"] = {**data.get("spot", {}), "grace_period": 90}
     training.write_text(yaml.safe_dump(data))
-    files = render(RenderInputs.from_project(tmp_path, serve_config=PROJECT_ROOT / "serve_apps" / "config.yaml"))
+    files = render(
+        RenderInputs.from_project(tmp_path, serve_config=PROJECT_ROOT / "serve_apps" / "config.yaml")
+    )
     job = only_document(files["rayjob-train.yaml"])
     assert job["spec"]["activeDeadlineSeconds"] == 7201 + 900
     for _, group in worker_groups(job):
         if is_spot(group):
             assert group["template"]["spec"]["terminationGracePeriodSeconds"] >= 90
     cluster = only_document(files["raycluster.yaml"])  # the shared cluster takes the longest grace
-    assert all(g["template"]["spec"]["terminationGracePeriodSeconds"] >= 90 for _, g in worker_groups(cluster) if is_spot(g))
+    assert all(
+        g["template"]["spec"]["terminationGracePeriodSeconds"] >= 90
+        for _, g in worker_groups(cluster)
+        if is_spot(g)
+    )
 
 
 def test_rayservice_serve_config_is_exactly_the_serve_apps_file(tmp_path, fresh_render):
@@ -89,7 +101,10 @@ def test_rayservice_serve_config_is_exactly_the_serve_apps_file(tmp_path, fresh_
 def test_rayservice_renders_from_any_serve_config_and_parses_with_serve_schema(tmp_path):
     from ray.serve.schema import ServeDeploySchema
 
-    text = "# a comment survives\napplications:\n  - name: demo\n    route_prefix: /\n    import_path: serve_apps:build\n"
+    text = (
+        "# a comment survives\n"
+        "applications:\n  - name: demo\n    route_prefix: /\n    import_path: serve_apps:build\n"
+    )
     serve_file = tmp_path / "config.yaml"
     serve_file.write_text(text)
     files = render(RenderInputs.from_project(PROJECT_ROOT, serve_config=serve_file))

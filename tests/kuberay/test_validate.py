@@ -37,18 +37,43 @@ def problems_of(doc, schemas, grace) -> list[str]:
 def test_every_committed_manifest_is_valid(schemas, grace):
     documents = committed()
     kinds = {doc["kind"] for _, doc in documents}
-    assert {"RayCluster", "RayJob", "RayService", "PodMonitor", "ServiceMonitor", "ServiceAccount", "Role",
-            "RoleBinding", "NetworkPolicy", "Namespace"} <= kinds
-    assert all(schemas.knows(doc) for _, doc in documents if doc["kind"] in {"RayCluster", "RayJob", "RayService",
-                                                                            "PodMonitor", "ServiceMonitor"})
+    assert {
+        "RayCluster",
+        "RayJob",
+        "RayService",
+        "PodMonitor",
+        "ServiceMonitor",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "NetworkPolicy",
+        "Namespace",
+    } <= kinds
+    assert all(
+        schemas.knows(doc)
+        for _, doc in documents
+        if doc["kind"] in {"RayCluster", "RayJob", "RayService", "PodMonitor", "ServiceMonitor"}
+    )
     assert validate_documents(documents, schemas, grace) == []
 
 
 def test_cli_validates_the_clusters_folder(shared_dir):
     result = subprocess.run(
-        [sys.executable, "-m", "mlray.kuberay", "validate", "clusters/",
-         "--crds", str(shared_dir / "kuberay" / "crds"), "--crds", str(shared_dir / "kuberay" / "monitoring-crds")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mlray.kuberay",
+            "validate",
+            "clusters/",
+            "--crds",
+            str(shared_dir / "kuberay" / "crds"),
+            "--crds",
+            str(shared_dir / "kuberay" / "monitoring-crds"),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 problems" in result.stderr
@@ -76,13 +101,17 @@ def test_integer_in_ray_start_params_is_rejected(schemas, grace):
     cluster = document("RayCluster")
     cluster["spec"]["headGroupSpec"]["rayStartParams"]["num-cpus"] = 0
     found = problems_of(cluster, schemas, grace)
-    assert any("spec.headGroupSpec.rayStartParams.num-cpus: 0 is not of type 'string'" in p for p in found), found
+    assert any("spec.headGroupSpec.rayStartParams.num-cpus: 0 is not of type 'string'" in p for p in found), (
+        found
+    )
 
 
 def test_unknown_metadata_field_is_rejected(schemas, grace):
     service = document("RayService")
     service["metadata"]["label"] = {"a": "b"}
-    assert any("metadata: " in p and "'label' was unexpected" in p for p in problems_of(service, schemas, grace))
+    assert any(
+        "metadata: " in p and "'label' was unexpected" in p for p in problems_of(service, schemas, grace)
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,9 +119,21 @@ def test_unknown_metadata_field_is_rejected(schemas, grace):
     [
         (lambda c: c.update(runAsUser=0, runAsNonRoot=False), "securityContext.runAsNonRoot", "must be true"),
         (lambda c: c.update(runAsUser=0), "securityContext.runAsUser", "must not be 0"),
-        (lambda c: c.update(readOnlyRootFilesystem=False), "securityContext.readOnlyRootFilesystem", "must be true"),
-        (lambda c: c.update(allowPrivilegeEscalation=True), "securityContext.allowPrivilegeEscalation", "must be false"),
-        (lambda c: c.update(capabilities={"drop": ["NET_RAW"]}), "securityContext.capabilities.drop", "must drop ALL"),
+        (
+            lambda c: c.update(readOnlyRootFilesystem=False),
+            "securityContext.readOnlyRootFilesystem",
+            "must be true",
+        ),
+        (
+            lambda c: c.update(allowPrivilegeEscalation=True),
+            "securityContext.allowPrivilegeEscalation",
+            "must be false",
+        ),
+        (
+            lambda c: c.update(capabilities={"drop": ["NET_RAW"]}),
+            "securityContext.capabilities.drop",
+            "must drop ALL",
+        ),
         (lambda c: c.pop("seccompProfile"), "", None),  # the pod-level profile still applies
     ],
 )
@@ -112,7 +153,10 @@ def test_missing_writable_tmp_is_reported(schemas, grace):
     container = job["spec"]["submitterPodTemplate"]["spec"]["containers"][0]
     container["volumeMounts"] = []
     found = problems_of(job, schemas, grace)
-    assert any("submitterPodTemplate.spec.containers[0].volumeMounts: needs a writable emptyDir at /tmp" in p for p in found)
+    assert any(
+        "submitterPodTemplate.spec.containers[0].volumeMounts: needs a writable emptyDir at /tmp" in p
+        for p in found
+    )
 
 
 def test_kuberay_rules(schemas, grace):
@@ -126,13 +170,17 @@ def test_kuberay_rules(schemas, grace):
     assert "metadata.name: 'mlray-xxxx" in found and "a RayJob allows 47" in found
     assert "spec.ttlSecondsAfterFinished: only takes effect with shutdownAfterJobFinishes: true" in found
     assert "spec.rayClusterSpec.workerGroupSpecs[1]: expected minReplicas <= replicas <= maxReplicas" in found
-    assert "workerGroupSpecs[1].template.spec.terminationGracePeriodSeconds: spot group needs at least" in found
+    assert (
+        "workerGroupSpecs[1].template.spec.terminationGracePeriodSeconds: spot group needs at least" in found
+    )
 
 
 def test_name_must_be_dns_1035(schemas, grace):
     cluster = document("RayCluster")
     cluster["metadata"]["name"] = "1-mlray"
-    assert any("metadata.name: '1-mlray' is not a DNS-1035 label" in p for p in problems_of(cluster, schemas, grace))
+    assert any(
+        "metadata.name: '1-mlray' is not a DNS-1035 label" in p for p in problems_of(cluster, schemas, grace)
+    )
 
 
 def test_bad_serve_config_is_reported(schemas, grace):
@@ -145,7 +193,9 @@ def test_bad_serve_config_is_reported(schemas, grace):
 def test_monitors_and_builtin_kinds_are_checked(schemas, grace):
     monitor = document("PodMonitor")
     monitor["spec"]["podMetricsEndpoints"][0]["intervall"] = "5s"
-    assert any("podMetricsEndpoints[0]" in p and "intervall" in p for p in problems_of(monitor, schemas, grace))
+    assert any(
+        "podMetricsEndpoints[0]" in p and "intervall" in p for p in problems_of(monitor, schemas, grace)
+    )
     policy = document("NetworkPolicy")
     policy["spec"]["podSelectr"] = {}
     assert any("podSelectr" in p for p in problems_of(policy, schemas, grace))
@@ -160,9 +210,14 @@ def test_incremental_upgrade_variant_validates(schemas, grace, kuberay_config):
 
     config = kuberay_config.model_copy(deep=True)
     config.service.upgrade_strategy = "NewClusterWithIncrementalUpgrade"
-    service = ray_service(config, (PROJECT_ROOT / "serve_apps" / "config.yaml").read_text()
-                          if (PROJECT_ROOT / "serve_apps" / "config.yaml").is_file() else "applications: []\n",
-                          serve_settings(PROJECT_ROOT / "configs"), 25)
+    service = ray_service(
+        config,
+        (PROJECT_ROOT / "serve_apps" / "config.yaml").read_text()
+        if (PROJECT_ROOT / "serve_apps" / "config.yaml").is_file()
+        else "applications: []\n",
+        serve_settings(PROJECT_ROOT / "configs"),
+        25,
+    )
     assert service["spec"]["upgradeStrategy"]["clusterUpgradeOptions"]["gatewayClassName"]
     assert problems_of(service, schemas, grace) == []
 
