@@ -111,6 +111,10 @@ class IncumbentStore:
         if initial_bound is not None:
             self.offer_bound(initial_bound, FROM_CHECKPOINT)
 
+    def start_clock(self) -> None:
+        """The search begins: ``no_improvement`` counts from now at the earliest."""
+        self._last_progress = max(self._last_progress, time.monotonic())
+
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from mlray.cluster import init_ray
 from mlray.config.or_tools import ArmSection, OrToolsJobConfig
-from mlray.optimize.arms.base import ArmSpec, ArmStats
+from mlray.optimize.arms.base import ArmSpec, ArmStats, arm_class_of
 from mlray.optimize.checkers import check_solution
 from mlray.optimize.incumbent import CheckpointTarget, Incumbent, load_checkpoint
 from mlray.optimize.portfolio import PortfolioSettings, run_portfolio
@@ -130,6 +130,10 @@ class PortfolioOptimizer:
             raise ValueError(f"solver.arms: expected unique names, got {names}")
         if not specs:
             raise ValueError("solver.arms: expected at least one arm")
+        for spec in specs:
+            arm_class = arm_class_of(spec)
+            if not arm_class.accepts(problem):
+                raise ProblemError(f"solver.arms: arm {spec.name} ({spec.kind}) cannot solve a {problem.kind} problem")
         return specs
 
     def load_problem(self, data: Problem | str | Path) -> Problem:
@@ -153,17 +157,17 @@ class PortfolioOptimizer:
         if config.spot.enabled and config.spot.checkpointing.enabled:
             checkpoint = CheckpointTarget(storage, problem.fingerprint(), config.checkpoint.interval)
         initial = self._resume_point(problem, storage) if config.checkpoint.resume else None
-        settings = self._settings(time.monotonic() - started)
+        settings = self._settings(started)
         log.info("solving %s (%s) with arms %s for %.1f s", problem.name, _kind(problem), [s.name for s in specs],
-                 settings.solve_seconds)
+                 settings.time_limit)
         outcome = run_portfolio(
             problem,
             specs,
             settings,
             checkpoint=checkpoint,
             initial=initial,
-            actor_name_prefix=None,
             on_progress=lambda report, seconds: _log_progress(problem, report, seconds),
+            name_prefix=config.run_name,
         )
         report = outcome.report
         solution = None if report.incumbent is None else solution_from_payload(problem, report.incumbent.payload)
@@ -198,17 +202,16 @@ class PortfolioOptimizer:
         result.elapsed_seconds = round(time.monotonic() - started, 3)
         return result
 
-    def _settings(self, spent: float) -> PortfolioSettings:
+    def _settings(self, started: float) -> PortfolioSettings:
         config = self.config
-        solve_seconds, reason = config.solver.time_limit, "time_limit"
+        total_deadline = None
         if config.timeouts.total_runtime is not None:
-            # What is left of the total runtime, less a margin for checking, plots and MLflow.
-            left = config.timeouts.total_runtime - spent - min(5.0, 0.1 * config.timeouts.total_runtime)
-            if left < solve_seconds:
-                solve_seconds, reason = max(left, 0.5), "total_runtime"
+            # Leave a margin of the total runtime for checking, plots and MLflow.
+            total = config.timeouts.total_runtime
+            total_deadline = started + total - min(5.0, 0.1 * total)
         return PortfolioSettings(
-            solve_seconds=solve_seconds,
-            deadline_reason=reason,
+            time_limit=config.solver.time_limit,
+            total_deadline=total_deadline,
             iteration=config.timeouts.iteration,
             no_improvement=config.timeouts.no_improvement,
             improvement_threshold=config.timeouts.improvement_threshold,

@@ -48,7 +48,6 @@ class ArmSpec:
 
 @dataclass(frozen=True)
 class ArmLimits:
-    deadline: float  # wall clock (time.time()), so a restarted actor keeps the original end
     iteration: float | None
     sharing: bool
     cpus: int
@@ -97,6 +96,7 @@ class StoreLink:
         self.improvements = 0
         self.round_best: int | None = None
         self.round_started = time.monotonic()
+        self.deadline = math.inf  # wall clock (time.time()), so a restarted actor keeps the original end
 
     def refresh(self, force: bool = False) -> None:
         with self._lock:
@@ -132,7 +132,7 @@ class StoreLink:
         self.store.offer_bound.remote(bound, self.arm_name)
 
     def past_deadline(self) -> bool:
-        return time.time() >= self.limits.deadline
+        return time.time() >= self.deadline
 
     def should_stop_round(self) -> bool:
         """Stop the running round: the solve is over, or (when sharing) a better outside
@@ -150,6 +150,12 @@ class StoreLink:
 class Arm(ABC):
     """A search strategy; ``solve_round`` runs one round of at most ``time_limit`` seconds."""
 
+    problem_type: type = object
+
+    @classmethod
+    def accepts(cls, problem: Problem) -> bool:
+        return isinstance(problem, cls.problem_type)
+
     def __init__(self, problem: Problem, spec: ArmSpec, cpus: int) -> None:
         self.problem = problem
         self.spec = spec
@@ -161,10 +167,20 @@ class Arm(ABC):
         ``link.should_stop_round()`` turns true or the time is up."""
 
 
-def build_arm(problem: Problem, spec: ArmSpec, cpus: int) -> Arm:
-    arm_class = import_object(ARM_KINDS.get(spec.kind, spec.kind))
+def arm_class_of(spec: ArmSpec) -> type[Arm]:
+    path = ARM_KINDS.get(spec.kind, spec.kind)
+    if ":" not in path:
+        raise ValueError(f"arm {spec.name}: kind: expected one of {sorted(ARM_KINDS)} or 'pkg.module:Class', got {spec.kind!r}")
+    arm_class = import_object(path)
     if not (isinstance(arm_class, type) and issubclass(arm_class, Arm)):
-        raise TypeError(f"arm {spec.name}: kind {spec.kind!r} does not name an Arm subclass")
+        raise ValueError(f"arm {spec.name}: kind {spec.kind!r} does not name an Arm subclass")
+    return arm_class
+
+
+def build_arm(problem: Problem, spec: ArmSpec, cpus: int) -> Arm:
+    arm_class = arm_class_of(spec)
+    if not arm_class.accepts(problem):
+        raise TypeError(f"arm {spec.name}: {spec.kind} cannot solve a {problem.kind} problem")
     return arm_class(problem, spec, cpus)
 
 
@@ -178,7 +194,7 @@ def run_arm(arm: Arm, link: StoreLink) -> ArmStats:
         if link.stop_reason is not None:
             stats.ended_by = link.stop_reason
             break
-        remaining = link.limits.deadline - time.time()
+        remaining = link.deadline - time.time()
         if remaining <= 0:
             stats.ended_by = "time_limit"
             break
@@ -215,7 +231,11 @@ class ArmActor:
         self.arm = build_arm(problem, spec, limits.cpus)
         self.link = StoreLink(store, spec.name, limits)
 
-    def run(self) -> ArmStats:
+    def ready(self) -> bool:
+        return True
+
+    def run(self, deadline: float) -> ArmStats:
+        self.link.deadline = deadline
         stats = run_arm(self.arm, self.link)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # raised by Ray's own property

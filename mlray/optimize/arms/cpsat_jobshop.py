@@ -51,9 +51,9 @@ def apply_parameters(parameters: Any, options: dict[str, Any]) -> None:
 
 
 class CpSatJobShopArm(Arm):
+    problem_type = JobShopProblem
+
     def __init__(self, problem: JobShopProblem, spec: ArmSpec, cpus: int) -> None:  # type: ignore[override]
-        if not isinstance(problem, JobShopProblem):
-            raise TypeError(f"arm {spec.name}: CP-SAT job shop needs a JobShopProblem, got {type(problem).__name__}")
         super().__init__(problem, spec, cpus)
         self.options = dict(spec.options)
         self.num_workers = int(self.options.pop("num_workers", cpus))

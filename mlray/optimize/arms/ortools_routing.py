@@ -33,9 +33,9 @@ def fleet_size(problem: RoutingProblem, routes_needed: int = 0) -> int:
 
 
 class OrToolsRoutingArm(Arm):
+    problem_type = RoutingProblem
+
     def __init__(self, problem: RoutingProblem, spec: ArmSpec, cpus: int) -> None:  # type: ignore[override]
-        if not isinstance(problem, RoutingProblem):
-            raise TypeError(f"arm {spec.name}: OR-Tools routing needs a RoutingProblem, got {type(problem).__name__}")
         super().__init__(problem, spec, cpus)
         options = {**DEFAULT_OPTIONS, **spec.options}
         self.first_solution = getattr(routing_enums_pb2.FirstSolutionStrategy, options["first_solution"])

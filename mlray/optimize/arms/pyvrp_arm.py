@@ -69,9 +69,9 @@ class _RoundStop:
 
 
 class PyVrpArm(Arm):
+    problem_type = RoutingProblem
+
     def __init__(self, problem: RoutingProblem, spec: ArmSpec, cpus: int) -> None:  # type: ignore[override]
-        if not isinstance(problem, RoutingProblem):
-            raise TypeError(f"arm {spec.name}: PyVRP needs a RoutingProblem, got {type(problem).__name__}")
         super().__init__(problem, spec, cpus)
         self.data = problem_data(problem)
         self.ils_options: dict[str, Any] = dict(spec.options)

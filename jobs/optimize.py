@@ -1,0 +1,33 @@
+"""Portfolio optimisation: ``python -m jobs.optimize --config configs/or_tools.yaml --set problem.path=...``.
+
+Progress (incumbent, bound, gap, arm) goes to the log; the last stdout line is
+the JSON summary. Runs the same under ``ray job submit``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlray.config import OrToolsJobConfig
+from mlray.entrypoint import run_job
+
+
+def main(config: OrToolsJobConfig) -> dict[str, Any]:
+    from mlray.optimize import ProblemError, optimizer_for, read_problem
+
+    if config.problem.path is None:
+        return {"status": "failed", "error": "problem.path: expected a problem file, got null"}
+    try:
+        problem = read_problem(config.problem.path, config.problem.kind)
+        optimizer = optimizer_for(problem, config)
+    except (ProblemError, ValueError) as exc:
+        return {"status": "failed", "error": str(exc)}
+    result = optimizer.parallel_solve(problem)
+    summary = result.summary()
+    if not result.feasible:
+        summary["status"] = "failed"
+    return summary
+
+
+if __name__ == "__main__":
+    run_job("optimize", OrToolsJobConfig, main)

@@ -1,0 +1,43 @@
+"""Instances from ../shared and a config builder with short limits for real solves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlray.config.loader import set_dotted
+from mlray.config.or_tools import OrToolsJobConfig
+
+
+@pytest.fixture
+def instance(instances_dir: Path):
+    """``instance("jsp/ft06")`` -> path of a shared instance file."""
+
+    def find(relpath: str) -> Path:
+        path = instances_dir / relpath
+        if not path.is_file():
+            pytest.skip(f"instance {relpath} not in {instances_dir}")
+        return path
+
+    return find
+
+
+@pytest.fixture
+def make_config(tmp_path: Path):
+    """A config writing under tmp_path, MLflow off unless asked; overrides as dotted keys."""
+
+    def build(**overrides: Any) -> OrToolsJobConfig:
+        tree: dict[str, Any] = {
+            "run_name": "test",
+            "storage": {"uri": str(tmp_path / "storage")},
+            "output": {"dir": str(tmp_path / "out")},
+            "mlflow": {"enabled": False},
+            "solver": {"time_limit": 10, "poll_interval": 0.1},
+        }
+        for key, value in overrides.items():
+            set_dotted(tree, key.replace("__", "."), value)
+        return OrToolsJobConfig.model_validate(tree)
+
+    return build
