@@ -94,8 +94,13 @@ def test_rayservice_serve_config_is_exactly_the_serve_apps_file(tmp_path, fresh_
     serve_file = PROJECT_ROOT / "serve_apps" / "config.yaml"
     if not serve_file.is_file():
         pytest.skip("serve_apps/config.yaml not written yet")
+    from ray.serve.schema import ServeDeploySchema
+
     service = only_document(fresh_render["rayservice.yaml"])
     assert service["spec"]["serveConfigV2"] == serve_file.read_text()
+    committed = only_document((CLUSTERS / "rayservice.yaml").read_text())
+    assert committed["spec"]["serveConfigV2"] == serve_file.read_text()
+    ServeDeploySchema.model_validate(yaml.safe_load(committed["spec"]["serveConfigV2"]))
 
 
 def test_rayservice_renders_from_any_serve_config_and_parses_with_serve_schema(tmp_path):
