@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from mlray.features.validation import check_view_source
 log = logging.getLogger(__name__)
 
 REGISTRY_FILE = "registry.db"
+# What os.path.expandvars leaves behind when a variable is unset.
+UNSET_VARIABLE = re.compile(r"\$\{?([A-Z_][A-Z0-9_]*)\}?")
 ONLINE_STORE_FILE = "online_store.db"
 
 
@@ -44,6 +47,9 @@ def raw_store_config(config: FeaturesConfig) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"feature store config {path} not found (repo.path / repo.store_yaml)")
     raw = yaml.safe_load(os.path.expandvars(path.read_text()))
+    unset = sorted(set(UNSET_VARIABLE.findall(yaml.safe_dump(raw))))  # values only, not comments
+    if unset:
+        raise ValueError(f"feature store config {path}: environment variables {unset} are not set")
     if config.repo.state_dir is not None:
         state_dir = Path(config.repo.state_dir).resolve()
         registry = raw.get("registry")
