@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from ray.serve import Application
@@ -37,7 +38,9 @@ class BuildArgs(BaseModel):
     set: list[str] = []
 
 
-def build(args: BuildArgs) -> Application:
+def build(args: dict[str, Any] | BuildArgs) -> Application:
+    """The application builder named by serve_apps/config.yaml (``args`` as Serve passes them)."""
+    args = BuildArgs.model_validate(args) if isinstance(args, dict) else args
     path = Path(args.config)
     if not path.is_absolute():
         path = PROJECT_ROOT / path

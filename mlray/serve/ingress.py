@@ -119,6 +119,7 @@ def build_api(service: BatchedPredictionService | SyncPredictionService) -> Fast
             loaded_here={v: m.feature_names for v, m in service.loaded().items()},
             version_header=core.config.models.version_header,
             batching=service.batching(),
+            replica=core.replica,
         )
 
     @app.get("/v1/rollout")

@@ -51,4 +51,5 @@ class ModelsView(BaseModel):
     versions: dict[str, str]
     loaded_here: dict[str, list[str]] = Field(description="Versions cached in the answering replica: features.")
     version_header: str
+    replica: str = Field(description="The Serve replica that answered.")
     batching: dict[str, float] | None = Field(description="Batching in effect here; null for the sync deployment.")

@@ -76,7 +76,8 @@ class PredictionCore:
         self.enricher = build_enricher(config.features)
         self.metrics = ServeMetrics(config.monitoring.enable_metrics)
         self.rollout = RolloutClient(controller, RolloutState.initial(config.models, config.rollout))
-        self.prediction_log = PredictionLog(config.prediction_log, replica_id())
+        self.replica = replica_id()
+        self.prediction_log = PredictionLog(config.prediction_log, self.replica)
         self.ticker = Ticker(
             config.rollout.report_interval_s, [self.rollout.sync, self.prediction_log.flush_if_due]
         ).start()
