@@ -1,21 +1,27 @@
-"""Model of configs/preprocessing.yaml."""
+"""Model of configs/preprocessing.yaml: the default use case's data, written as Parquet."""
 
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import Field
 
-from mlray.config.base import ConfigModel, PositiveFloat, PositiveInt
-from mlray.config.sections import (
-    MlflowConfig,
-    MonitoringConfig,
-    RayConfig,
-    SpotConfig,
-    StorageConfig,
-    TimeoutsConfig,
-)
+from mlray.config.base import ConfigModel, NonNegativeInt, PositiveInt
+from mlray.config.sections import RayConfig, StorageConfig
+
+
+class DriverTripsSection(ConfigModel):
+    """Arguments of ``mlray.usecases.driver_trips.generate``."""
+
+    num_drivers: PositiveInt = 200
+    hours: PositiveInt = 72
+    num_trips: PositiveInt = 20_000
+    seed: NonNegativeInt = 0
 
 
 class PreprocessingConfig(ConfigModel):
-    output: str = "data/processed"
+    output: str = Field(
+        default="data/processed",
+        description="Folder (local or gs://) for driver_stats.parquet, trips.parquet and training.parquet.",
+    )
+    driver_trips: DriverTripsSection = DriverTripsSection()
     storage: StorageConfig = StorageConfig()
     ray: RayConfig = RayConfig()

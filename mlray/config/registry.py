@@ -10,12 +10,14 @@ from mlray.config.kuberay import KubeRayConfig
 from mlray.config.or_tools import OrToolsJobConfig
 from mlray.config.preprocessing import PreprocessingConfig
 from mlray.config.training import TrainingJobConfig
+from mlray.config.tune import TuneJobConfig
 
 CONFIG_FILES: dict[str, type[ConfigModel]] = {
     "training.yaml": TrainingJobConfig,
     "or_tools.yaml": OrToolsJobConfig,
     "inference.yaml": InferenceConfig,
     "preprocessing.yaml": PreprocessingConfig,
+    "tune.yaml": TuneJobConfig,
     "features.yaml": FeaturesConfig,
     "features.gcp.yaml": FeaturesConfig,
     "batch_inference.yaml": BatchInferenceConfig,

@@ -1,10 +1,12 @@
-"""Model of configs/training.yaml."""
+"""Model of configs/training.yaml: a use case (data, model, metrics) trained with DDP on Ray Train."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from mlray.config.base import ConfigModel, PositiveFloat, PositiveInt
+from pydantic import Field, field_validator, model_validator
+
+from mlray.config.base import ConfigModel, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from mlray.config.sections import (
     MlflowConfig,
     MonitoringConfig,
@@ -14,21 +16,112 @@ from mlray.config.sections import (
     TimeoutsConfig,
 )
 
+BUILTIN_METRICS = ("accuracy", "precision", "recall", "f1", "mae", "mse", "rmse")
+
+
+def _check_import_path(value: str) -> str:
+    module, sep, attribute = value.partition(":")
+    if not sep or not module or not attribute:
+        raise ValueError(f"{value!r}: expected 'package.module:function'")
+    return value
+
 
 class CheckpointingConfig(ConfigModel):
     enabled: bool = True
-    frequency: PositiveInt = 5
+    frequency: PositiveInt = Field(default=5, description="Checkpoint every N epochs (a final one is always saved).")
+    keep_best: PositiveInt = Field(
+        default=2, description="Checkpoints kept by the monitored metric; the latest is always kept too."
+    )
+
+
+class MonitorConfig(ConfigModel):
+    """The validation metric that decides the best model, early stopping and no-improvement timeouts."""
+
+    metric: str = Field(default="val_loss", description="val_loss or val_<metric name>.")
+    mode: Literal["min", "max"] = "min"
+
+
+class EarlyStoppingConfig(ConfigModel):
+    enabled: bool = False
+    patience: PositiveInt = Field(default=5, description="Epochs without improvement before stopping.")
+    min_delta: NonNegativeFloat = Field(default=0.0, description="Smallest change that counts as improvement.")
 
 
 class TrainingSection(ConfigModel):
-    distributed: bool = True
+    distributed: bool = Field(default=True, description="false: one worker, no DDP.")
+    num_workers: PositiveInt = Field(default=2, description="Ray Train workers (DDP ranks).")
+    use_gpu: bool = Field(default=False, description="One GPU per worker, NCCL backend (gloo on CPU).")
+    amp: bool = Field(default=False, description="Mixed precision (autocast + GradScaler); CUDA only.")
     num_epochs: PositiveInt = 100
     batch_size: PositiveInt = 32
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    lr_decay: PositiveFloat = Field(default=1.0, description="ExponentialLR gamma applied every epoch.")
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    seed: NonNegativeInt = 0
+    max_failures: int = Field(default=3, ge=-1, description="Worker failures recovered from; -1 = no limit.")
+    stop_check_batches: PositiveInt = Field(
+        default=16, description="Every N batches the ranks agree whether to stop (signal, iteration timeout)."
+    )
+    monitor: MonitorConfig = MonitorConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    metrics: list[str] = Field(
+        default_factory=lambda: ["accuracy", "f1"],
+        description=f"Validation metrics: built-in {list(BUILTIN_METRICS)} or package.module:function.",
+    )
     checkpointing: CheckpointingConfig = CheckpointingConfig()
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in BUILTIN_METRICS:
+                try:
+                    _check_import_path(name)
+                except ValueError:
+                    raise ValueError(
+                        f"unknown metric {name!r}: expected one of {list(BUILTIN_METRICS)} or package.module:function"
+                    ) from None
+        return names
+
+    @model_validator(mode="after")
+    def _monitor_is_computed(self) -> TrainingSection:
+        computed = {"val_loss", *(f"val_{name.rpartition(':')[2]}" for name in self.metrics)}
+        if self.monitor.metric not in computed:
+            raise ValueError(f"monitor.metric {self.monitor.metric!r} is not computed; expected one of {sorted(computed)}")
+        return self
+
+    @property
+    def world_size(self) -> int:
+        return self.num_workers if self.distributed else 1
+
+
+class DataSection(ConfigModel):
+    """Where training data comes from: ``loader(**kwargs) -> mlray.train.data.TrainingData``."""
+
+    loader: str = "mlray.train.loaders:parquet_frame"
+    kwargs: dict[str, Any] = Field(default_factory=lambda: {"path": "data/processed/training.parquet"})
+
+    _check_loader = field_validator("loader")(classmethod(lambda cls, v: _check_import_path(v)))
+
+
+class ModelSection(ConfigModel):
+    """The network: ``factory(**kwargs)``; input size and feature statistics are filled in from the data."""
+
+    factory: str = "mlray.models.mlp:build_mlp"
+    kwargs: dict[str, Any] = Field(default_factory=lambda: {"hidden": [32, 32]})
+    task: Literal["classification", "regression"] = "classification"
+    registered_name: str | None = Field(
+        default=None, description="Register the best model under this MLflow model name (models:/<name>/<v>)."
+    )
+
+    _check_factory = field_validator("factory")(classmethod(lambda cls, v: _check_import_path(v)))
 
 
 class TrainingJobConfig(ConfigModel):
-    run_name: str = "mlray-train"
+    run_name: str = Field(default="mlray-train", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    data: DataSection = DataSection()
+    model: ModelSection = ModelSection()
     training: TrainingSection = TrainingSection()
     timeouts: TimeoutsConfig = TimeoutsConfig()
     spot: SpotConfig = SpotConfig()
