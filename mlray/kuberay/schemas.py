@@ -164,6 +164,11 @@ class SchemaSet:
 
 
 def schema_set(kubernetes_version: str, crd_dirs: Iterable[Path]) -> SchemaSet:
-    """Validators for the built-in kinds plus every CRD file in ``crd_dirs``."""
+    """Validators for the built-in kinds plus every CRD file in ``crd_dirs`` (built once per process)."""
+    return _schema_set(kubernetes_version, tuple(Path(d).resolve() for d in crd_dirs))
+
+
+@functools.cache
+def _schema_set(kubernetes_version: str, crd_dirs: tuple[Path, ...]) -> SchemaSet:
     files = [path for directory in crd_dirs for path in sorted(directory.glob("*.yaml"))]
     return SchemaSet(kubernetes_version).add_crds(files)

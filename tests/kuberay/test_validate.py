@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import copy
 import functools
-import subprocess
-import sys
 
 import pytest
 import yaml
 
+from mlray.kuberay.__main__ import main as kuberay_cli
 from mlray.kuberay.render import load_documents
 from mlray.kuberay.schemas import strict
 from mlray.kuberay.validate import validate_documents
@@ -57,26 +56,23 @@ def test_every_committed_manifest_is_valid(schemas, grace):
     assert validate_documents(documents, schemas, grace) == []
 
 
-def test_cli_validates_the_clusters_folder(shared_dir):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlray.kuberay",
-            "validate",
-            "clusters/",
-            "--crds",
-            str(shared_dir / "kuberay" / "crds"),
-            "--crds",
-            str(shared_dir / "kuberay" / "monitoring-crds"),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_cli_validates_the_clusters_folder_and_reports_problems(shared_dir, tmp_path, capsys):
+    crds = [
+        "--crds",
+        str(shared_dir / "kuberay" / "crds"),
+        "--crds",
+        str(shared_dir / "kuberay" / "monitoring-crds"),
+    ]
+    assert kuberay_cli(["--project", str(PROJECT_ROOT), "validate", str(CLUSTERS), *crds]) == 0
+    assert " 0 problems" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        (CLUSTERS / "raycluster.yaml").read_text().replace("enableInTreeAutoscaling", "enableInTree")
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert " 0 problems" in result.stderr
+    assert kuberay_cli(["--project", str(PROJECT_ROOT), "validate", str(tmp_path), *crds]) == 1
+    assert (
+        f"{broken}: RayCluster/mlray: spec: Additional properties are not allowed" in capsys.readouterr().out
+    )
 
 
 def test_misspelled_field_is_rejected_with_its_path(schemas, grace):
