@@ -65,7 +65,7 @@ def load_job_config(workload: JobWorkload, configs_dir: Path) -> tuple[ConfigMod
     model_cls = CONFIG_FILES.get(workload.config_file)
     path = configs_dir / workload.config_file
     if model_cls is None:
-        return None, f"configs/{workload.config_file} has no registered model yet: shared defaults"
+        return None, f"shared defaults (configs/{workload.config_file} has no registered model yet)"
     if not path.is_file():
         return load_config(
             model_cls, None, environ={}
