@@ -25,10 +25,12 @@ WORKLOAD_LABEL = "mlray.io/workload"
 RAY_CLIENT_LABEL = "mlray.io/ray-client"  # pods allowed to reach the head's dashboard and client ports
 GPU_RESOURCE = "nvidia.com/gpu"
 
-# (mount path, volume name, emptyDir spec)
+# (mount path, volume name, emptyDir spec). "ray-logs" is KubeRay's own name for the
+# /tmp/ray volume: with it, KubeRay mounts this same volume into the autoscaler sidecar
+# (whose logs the head reads) instead of adding a second, separate emptyDir.
 WRITABLE_DIRS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("/tmp", "tmp", {}),
-    (RAY_SESSION_DIR, "ray-session", {}),
+    (RAY_SESSION_DIR, "ray-logs", {}),
     ("/dev/shm", "dshm", {"medium": "Memory"}),
 )
 
@@ -250,7 +252,7 @@ def ray_cluster_spec(
             "imagePullPolicy": config.image.pull_policy,
             "resources": resources(config.autoscaler),
             "securityContext": autoscaler_context,
-            # The sidecar shares the head's volumes; /tmp/ray is shared by KubeRay already.
+            # The sidecar runs read-only too: give it the head's /tmp (KubeRay adds /tmp/ray).
             "volumeMounts": writable_mounts("/tmp"),
         },
         "headGroupSpec": head_group(config, workload, service_account, serve=serve),
