@@ -8,7 +8,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export FEAST_USAGE := False
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: venv test test-fast demo bench cluster-up cluster-down lock clean
+.PHONY: venv test test-fast demo bench cluster-up cluster-down k8s-render k8s-validate lock clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,13 @@ cluster-up: venv
 
 cluster-down: venv
 	$(PY) -m mlray.cluster down
+
+# KubeRay manifests in clusters/, rendered from the configs (see docs/kuberay.md)
+k8s-render: venv
+	$(PY) -m mlray.kuberay render --out clusters/
+
+k8s-validate: venv
+	$(PY) -m mlray.kuberay validate clusters/
 
 lock: venv
 	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock
