@@ -327,12 +327,13 @@ def network_policies(config: KubeRayConfig) -> list[Manifest]:
                 }
             ],
         ),
-        # Serve's HTTP proxy: from the gateway and Google's load balancers / health checks.
+        # Serve's HTTP proxy: from the gateway, Google's load balancers / health checks and the
+        # KubeRay operator, which checks the proxies' health before routing to a cluster.
         _policy(
             config,
             "serve",
             {**RAY_NODE_SELECTOR, WORKLOAD_LABEL: SERVE_WORKLOAD},
-            [{"from": [ingress_ns, *load_balancers], "ports": _tcp(config.service.serve_port)}],
+            [{"from": [ingress_ns, operator_ns, *load_balancers], "ports": _tcp(config.service.serve_port)}],
         ),
         # MLflow tracking server: written to by jobs on the Ray pods.
         _policy(

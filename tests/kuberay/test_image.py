@@ -101,5 +101,7 @@ def test_entrypoint_dispatches_to_the_job_module():
     result = run("train", "--config", "does/not/exist.yaml")
     assert result.returncode == 2
     assert "does/not/exist.yaml" in result.stderr and "file not found" in result.stderr
+    serve = run("serve", "--help")  # the Serve CLI's `serve run`, without starting anything
+    assert serve.returncode == 0 and "serve run" in serve.stdout, serve.stderr
     unknown = run("trian")
     assert unknown.returncode == 2 and "unknown command 'trian'" in unknown.stderr
