@@ -142,6 +142,15 @@ class JobsSection(ConfigModel):
     )
     ttl_seconds_after_finished: NonNegativeInt = 300
     backoff_limit: NonNegativeInt = 2
+    env: dict[str, str] = Field(
+        default_factory=lambda: {
+            "MLRAY_FEAST_DATASET": "mlray_features",
+            "MLRAY_FEAST_BUCKET": "my-mlray-bucket",
+            "MLRAY_FEAST_LOCATION": "US",
+        },
+        description="Environment of every RayJob (driver and workers), e.g. what configs/features.gcp.yaml "
+        "expands; GOOGLE_CLOUD_PROJECT is always gcp.project.",
+    )
     submitter: SubmitterResources = SubmitterResources()
 
 

@@ -80,10 +80,12 @@ def job_entrypoint(config: KubeRayConfig, settings: JobSettings) -> str:
     return " ".join(parts)
 
 
-def runtime_env_yaml(settings: JobSettings) -> str:
+def runtime_env_yaml(config: KubeRayConfig, settings: JobSettings) -> str:
     # The code and configs are baked into the image (no working_dir upload); the
     # runtime env only carries what every worker of the job must see.
     env_vars = {
+        **config.jobs.env,
+        "GOOGLE_CLOUD_PROJECT": config.gcp.project,
         "RAY_USAGE_STATS_ENABLED": "0",
         "FEAST_USAGE": "False",
         "MLRAY_JOB": settings.workload.command,
@@ -100,7 +102,7 @@ def ray_job(config: KubeRayConfig, settings: JobSettings) -> Manifest:
     groups = [group.model_copy(update={"min_replicas": 0, "replicas": 0}) for group in config.worker_groups]
     spec: Manifest = {
         "entrypoint": job_entrypoint(config, settings),
-        "runtimeEnvYAML": runtime_env_yaml(settings),
+        "runtimeEnvYAML": runtime_env_yaml(config, settings),
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": config.jobs.ttl_seconds_after_finished,
         "backoffLimit": config.jobs.backoff_limit,

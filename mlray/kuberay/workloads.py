@@ -38,7 +38,9 @@ JOBS: tuple[JobWorkload, ...] = (
     JobWorkload("optimize", "or_tools.yaml"),
     JobWorkload("preprocess", "preprocessing.yaml"),
     JobWorkload("batch-predict", "batch_inference.yaml"),
-    JobWorkload("materialize", "features.yaml"),
+    # On GKE the feature store is the GCP one (BigQuery, Datastore, registry in GCS): the local
+    # configs/features.yaml (files + SQLite) would materialize into a pod that is deleted afterwards.
+    JobWorkload("materialize", "features.gcp.yaml"),
 )
 
 

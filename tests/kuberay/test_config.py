@@ -42,7 +42,7 @@ def test_job_catalog_matches_the_contracted_entrypoints():
         ("optimize", "jobs.optimize", "or_tools.yaml"),
         ("preprocess", "jobs.preprocess", "preprocessing.yaml"),
         ("batch-predict", "jobs.batch_predict", "batch_inference.yaml"),
-        ("materialize", "jobs.materialize", "features.yaml"),
+        ("materialize", "jobs.materialize", "features.gcp.yaml"),  # the GCP stores on GKE
     }
 
 

@@ -136,7 +136,9 @@ def test_raycluster_shape(fresh_render, kuberay_config):
     head_ports = {p["name"]: p["containerPort"] for p in head["template"]["spec"]["containers"][0]["ports"]}
     assert head_ports["client"] == 10001 and head_ports["dashboard"] == 8265 and "metrics" in head_ports
     # KubeRay shares the head's /tmp/ray with the autoscaler sidecar only if the volume has its name.
-    head_mounts = {m["mountPath"]: m["name"] for m in head["template"]["spec"]["containers"][0]["volumeMounts"]}
+    head_mounts = {
+        m["mountPath"]: m["name"] for m in head["template"]["spec"]["containers"][0]["volumeMounts"]
+    }
     assert head_mounts["/tmp/ray"] == "ray-logs"
     groups = {g["groupName"]: g for g in spec["workerGroupSpecs"]}
     assert groups["cpu"]["template"]["spec"].get("nodeSelector", {}).get("cloud.google.com/gke-spot") is None
