@@ -1,0 +1,86 @@
+"""Arm actors dying mid-solve, and a killed driver resumed from the checkpointed incumbent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import ray
+from ray.util.state import list_actors
+
+from mlray.cluster.local import client_env
+from mlray.optimize import SchedulingOptimizer, read_problem
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def live_arm_actors(run_name: str) -> dict[str, str]:
+    """Arm name -> Ray actor name, for the ALIVE arm actors of one run."""
+    actors = list_actors(filters=[("class_name", "=", "ArmActor"), ("state", "=", "ALIVE")], detail=True)
+    return {a.name.split(".")[1]: a.name for a in actors if a.name and a.name.startswith(f"{run_name}.")}
+
+
+def checkpoint_file(config) -> Path:
+    return Path(config.storage.uri) / config.run_name / "optimize" / "incumbent.json"
+
+
+def test_killed_arms_are_restarted_or_dropped_and_the_solve_goes_on(ray_cluster, instance, make_config):
+    problem = read_problem(instance("jsp/ft10"))
+    config = make_config(
+        run_name="kill-arms",
+        **{"solver.num_actors": 3, "solver.max_restarts": 1, "solver.time_limit": 12, "output.plots": False},
+    )
+    outcome = {}
+    solver = threading.Thread(target=lambda: outcome.update(result=SchedulingOptimizer(config).parallel_solve(problem)))
+    solver.start()
+    arms = wait_for(lambda: len(live_arm_actors("kill-arms")) == 3 and live_arm_actors("kill-arms"), 120, "3 arms")
+    wait_for(lambda: checkpoint_file(config).exists(), 60, "a first incumbent")
+    ray.kill(ray.get_actor(arms["cp_sat-0"]), no_restart=False)  # Ray restarts it, run() is retried
+    ray.kill(ray.get_actor(arms["cp_sat-1"]), no_restart=True)  # gone for good
+    solver.join(timeout=120)
+    result = outcome["result"]
+    stats = {s.name: s for s in result.arm_stats}
+    assert stats["cp_sat-1"].ended_by == "dropped" and stats["cp_sat-1"].error
+    assert stats["cp_sat-0"].restarted and stats["cp_sat-0"].error is None
+    assert stats["cp_sat-2"].error is None and stats["cp_sat-2"].rounds >= 1
+    assert result.feasible and result.status in ("time_limit", "optimal")
+
+
+def test_killed_driver_resumes_from_the_checkpointed_incumbent(ray_cluster, instance, make_config):
+    path = instance("jsp/ft20")
+    config = make_config(run_name="resume-me", **{"checkpoint.interval": 0.0})
+    command = [
+        sys.executable, "-m", "jobs.optimize", "--config", "configs/or_tools.yaml",
+        "--set", f"problem.path={path}", "--set", f"run_name={config.run_name}",
+        "--set", f"storage.uri={config.storage.uri}", "--set", f"output.dir={config.output.dir}",
+        "--set", "mlflow.enabled=false", "--set", "solver.time_limit=120",
+    ]
+    env = client_env()
+    env["RAY_ADDRESS"] = ray_cluster.gcs_address
+    driver = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: checkpoint_file(config).exists(), 120, "the first checkpoint")
+    finally:
+        driver.kill()  # SIGKILL: no cleanup, like a lost spot node
+        driver.wait(timeout=30)
+    checkpointed = json.loads(checkpoint_file(config).read_text())["objective"]
+    resumed = SchedulingOptimizer(config.model_copy(update={"solver": config.solver.model_copy(update={"time_limit": 2})}))
+    result = resumed.parallel_solve(read_problem(path))
+    assert result.resumed_from == checkpointed
+    assert result.history[0] == {"time": result.history[0]["time"], "objective": checkpointed, "arm": "checkpoint"}
+    assert result.objective <= checkpointed
+    assert result.feasible
