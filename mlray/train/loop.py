@@ -1,0 +1,237 @@
+"""The training loop every rank runs: DDP over sharded data, validation, checkpoints, stop rules.
+
+It knows nothing about Ray: a ``Session`` (Ray Train worker, Tune trial or a
+plain process) reports and stores checkpoints, so the same code runs under Ray
+Train, Ray Tune, torchrun and the GPU check.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+from mlray.config.training import TrainingJobConfig
+from mlray.models import ModelSpec
+from mlray.train.checkpoint import checkpoint_dir_name, first_valid, restore_rng, write_checkpoint
+from mlray.train.distributed import agree_max, broadcast_from_rank0, gather_concat, is_distributed
+from mlray.train.metrics import resolve_metrics
+from mlray.train.prepare import PreparedData
+from mlray.train.session import Session
+from mlray.train.stopping import Deadlines, EarlyStopping, MetricTracker, StopReason
+
+log = logging.getLogger("mlray.train")
+
+EpochHook = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class LoopSettings:
+    """Everything a rank needs besides the data, picklable for Ray."""
+
+    config: TrainingJobConfig
+    spec: ModelSpec
+    run_started: float = field(default_factory=time.time)
+
+
+@dataclass
+class TrainingParts:
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    amp: bool
+
+    @property
+    def core(self) -> nn.Module:
+        """The model without its DDP wrapper: what checkpoints and bundles hold."""
+        return getattr(self.model, "module", self.model)
+
+
+def build_parts(settings: LoopSettings, device: torch.device) -> TrainingParts:
+    training = settings.config.training
+    model = settings.spec.build().to(device)
+    if is_distributed():
+        device_ids = [device.index] if device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=training.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay)
+    amp = training.amp and device.type == "cuda"
+    loss_fn = nn.functional.cross_entropy if settings.spec.task == "classification" else _regression_loss
+    return TrainingParts(model, optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=amp), loss_fn, amp)
+
+
+def _regression_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return nn.functional.mse_loss(outputs.view(-1), targets.float())
+
+
+def train_step(parts: TrainingParts, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One optimisation step (autocast + scaled gradients when AMP is on)."""
+    parts.optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=x.device.type, enabled=parts.amp):
+        loss = parts.loss_fn(parts.model(x), y)
+    parts.scaler.scale(loss).backward()
+    parts.scaler.step(parts.optimizer)
+    parts.scaler.update()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def evaluate(parts: TrainingParts, x: torch.Tensor, y: torch.Tensor, metrics: dict[str, Any]) -> dict[str, float]:
+    """Validation on this rank's shard, gathered so every rank computes the metrics on the whole set."""
+    parts.model.eval()
+    with torch.autocast(device_type=x.device.type, enabled=parts.amp):
+        outputs = parts.core(x).float()
+    parts.model.train()
+    outputs, targets = gather_concat(outputs), gather_concat(y)
+    results = {"val_loss": float(parts.loss_fn(outputs, targets))}
+    results.update({key: float(fn(outputs.cpu(), targets.cpu())) for key, fn in metrics.items()})
+    return results
+
+
+def training_state(parts: TrainingParts, epoch: int, tracker: MetricTracker, early: EarlyStopping,
+                   best_model: dict[str, torch.Tensor] | None) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "model": _cpu_state(parts.core),
+        "best_model": best_model,
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(),
+        "scaler": parts.scaler.state_dict(),
+        "best_metric": tracker.best,
+        "best_epoch": tracker.best_epoch,
+        "early_stopping": early.state_dict(),
+    }
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _shard(array: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+    return array[rank::world_size]
+
+
+def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_epoch: EpochHook | None = None) -> dict[str, Any]:
+    """Run epochs until done or a stop rule fires; returns the last reported metrics."""
+    config, training = settings.config, settings.config.training
+    device, rank, world_size = session.device, session.rank, session.world_size
+    torch.manual_seed(training.seed + rank)
+    np.random.seed(training.seed + rank)
+    parts = build_parts(settings, device)
+    metrics_fns = resolve_metrics(training.metrics)
+    tracker = MetricTracker(training.monitor.mode, training.early_stopping.min_delta)
+    early = EarlyStopping(training.early_stopping.patience)
+    timeouts = config.timeouts
+    deadlines = Deadlines(settings.run_started, timeouts.total_runtime, timeouts.iteration,
+                          timeouts.no_improvement, timeouts.improvement_threshold)
+    best_model: dict[str, torch.Tensor] | None = None
+    start_epoch = 1
+
+    loaded = first_valid(session.checkpoint_candidates(), rank)
+    if loaded is not None:
+        state = loaded.state
+        parts.core.load_state_dict(state["model"])
+        parts.optimizer.load_state_dict(state["optimizer"])
+        parts.scheduler.load_state_dict(state["scheduler"])
+        parts.scaler.load_state_dict(state["scaler"])
+        tracker.best, tracker.best_epoch = state["best_metric"], state["best_epoch"]
+        early.load_state_dict(state["early_stopping"])
+        best_model = state["best_model"]
+        start_epoch = state["epoch"] + 1
+        if loaded.rng is not None:
+            restore_rng(loaded.rng)
+        if rank == 0:
+            log.info("resumed from checkpoint %s: continuing at epoch %d", loaded.name, start_epoch)
+
+    train_set = TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train))
+    sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=training.seed)
+    loader = DataLoader(train_set, batch_size=training.batch_size, sampler=sampler)
+    x_val = torch.from_numpy(_shard(data.x_val, rank, world_size)).to(device)
+    y_val = torch.from_numpy(_shard(data.y_val, rank, world_size)).to(device)
+
+    def agreed_stop(local: StopReason | None) -> StopReason | None:
+        """Every rank must agree, or the collectives of the next step would hang."""
+        if session.stop_requested():
+            local = StopReason.PREEMPTED
+        return StopReason.by_code(agree_max(local.code if local else 0, device))
+
+    monitor = training.monitor.metric
+    frequency = training.checkpointing.frequency
+    preemption_saved = False
+    last: dict[str, Any] = {"epoch": start_epoch - 1, "status": StopReason.COMPLETED.value}
+    if rank == 0 and on_epoch is not None:
+        on_epoch({"start_epoch": start_epoch, "skipped_checkpoints": len(loaded.skipped) if loaded else 0})
+    for epoch in range(start_epoch, training.num_epochs + 1):
+        deadlines.start_epoch()
+        sampler.set_epoch(epoch)
+        losses: list[float] = []
+        stop: StopReason | None = None
+        for batch, (x, y) in enumerate(loader, start=1):
+            losses.append(train_step(parts, x.to(device, non_blocking=True), y.to(device, non_blocking=True)))
+            if batch % training.stop_check_batches == 0:
+                stop = agreed_stop(deadlines.during_epoch())
+                if stop is not None:
+                    break
+        parts.scheduler.step()
+        completed_epoch = epoch if stop is None else epoch - 1  # an interrupted epoch reruns on resume
+        results = evaluate(parts, x_val, y_val, metrics_fns)
+        value = results[monitor]
+        if stop is None:
+            deadlines.record_metric(tracker, value)
+            improved = tracker.update(value, epoch)
+            if improved:
+                best_model = _cpu_state(parts.core)
+            if training.early_stopping.enabled and early.record(improved):
+                stop = StopReason.EARLY_STOPPED
+            stop = agreed_stop(stop or deadlines.after_epoch())
+        if best_model is None:
+            best_model = _cpu_state(parts.core)
+        notice = not preemption_saved and session.preemption_notice()
+        preemption_saved = preemption_saved or notice
+        metrics = {
+            "epoch": completed_epoch,
+            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            **results,
+            f"best_{monitor}": tracker.best if tracker.best is not None else value,
+            "lr": parts.optimizer.param_groups[0]["lr"],
+            "epoch_time_s": time.time() - deadlines.epoch_started,
+            "status": (stop or StopReason.COMPLETED).value,
+        }
+        final = stop is not None or epoch == training.num_epochs
+        periodic = training.checkpointing.enabled and epoch % frequency == 0
+        if final or periodic or notice:
+            report_with_checkpoint(session, metrics, training_state(parts, completed_epoch, tracker, early, best_model))
+        else:
+            session.report(metrics, None, None)
+        if rank == 0:
+            log.info("epoch %d/%d %s", epoch, training.num_epochs,
+                     " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+            if on_epoch is not None:
+                on_epoch(metrics)
+        last = metrics
+        if stop is not None:
+            if rank == 0:
+                log.warning("stopping at epoch %d: %s", epoch, stop.value)
+            break
+    return last
+
+
+def report_with_checkpoint(session: Session, metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    """Every rank writes its RNG state, rank 0 the training state; Ray merges the folders."""
+    name = broadcast_from_rank0(checkpoint_dir_name(state["epoch"]))
+    with tempfile.TemporaryDirectory(prefix="mlray-ckpt-") as local:
+        write_checkpoint(Path(local), state if session.rank == 0 else None, session.rank)
+        session.report(metrics, Path(local), name)

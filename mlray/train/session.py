@@ -1,0 +1,198 @@
+"""Where the training loop runs: a Ray Train worker, a Ray Tune trial, or a plain process.
+
+The loop only sees this small interface; the Ray flavours import Ray lazily so
+the loop also runs where Ray is not installed (the GPU check, torchrun).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from mlray.train.checkpoint import epoch_of
+
+log = logging.getLogger(__name__)
+
+CONTROL_POLL_S = 0.25
+
+
+class Session(Protocol):
+    rank: int
+    world_size: int
+    device: torch.device
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None: ...
+
+    def checkpoint_candidates(self) -> Iterator[tuple[str, Any]]:
+        """``(name, checkpoint)`` newest first; checkpoints have ``as_directory()``."""
+        ...
+
+    def preemption_notice(self) -> bool:
+        """Collective: True once the platform says a node of this run is going away."""
+        ...
+
+    def stop_requested(self) -> bool:
+        """Local: True once this process was asked to stop (driver SIGTERM)."""
+        ...
+
+
+@dataclass
+class LocalDirCheckpoint:
+    path: Path
+
+    @contextmanager
+    def as_directory(self) -> Iterator[str]:
+        yield str(self.path)
+
+
+@dataclass
+class LocalSession:
+    """A plain process (or one torchrun rank): checkpoints are folders under ``checkpoint_root``."""
+
+    checkpoint_root: Path
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
+        self.reports.append(dict(metrics))
+        if checkpoint_dir is not None and dir_name is not None:
+            shutil.copytree(checkpoint_dir, self.checkpoint_root / dir_name, dirs_exist_ok=True)
+
+    def checkpoint_candidates(self) -> Iterator[tuple[str, Any]]:
+        if not self.checkpoint_root.is_dir():
+            return
+        named = [(epoch_of(p.name), p) for p in self.checkpoint_root.iterdir() if p.is_dir()]
+        for _, path in sorted(((e, p) for e, p in named if e is not None), key=lambda item: item[0], reverse=True):
+            yield path.name, LocalDirCheckpoint(path)
+
+    def preemption_notice(self) -> bool:
+        return False
+
+    def stop_requested(self) -> bool:
+        return self.stop_event.is_set()
+
+
+class ControlPoller:
+    """Polls the driver's RunControl actor in the background, so the loop only reads a flag."""
+
+    def __init__(self, control: Any):
+        self._control = control
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="mlray-control-poll", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        import ray
+
+        while not self._stop.is_set():
+            try:
+                if ray.get(self._control.stop_requested.remote(), timeout=5):
+                    self._stop.set()
+                    return
+            except Exception as exc:  # noqa: BLE001 - a lost driver must not kill training
+                log.debug("control poll failed: %s", exc)
+            self._stop.wait(CONTROL_POLL_S)
+
+    @property
+    def requested(self) -> bool:
+        return self._stop.is_set()
+
+
+class RayTrainSession:
+    """A Ray Train V2 worker: reports and checkpoints through ``ray.train``."""
+
+    def __init__(self, control: Any | None, watch_preemption: bool):
+        import ray.train
+        import ray.train.torch
+
+        context = ray.train.get_context()
+        self.rank = context.get_world_rank()
+        self.world_size = context.get_world_size()
+        self.device = ray.train.torch.get_device()
+        self._watch_preemption = watch_preemption
+        self._poller = ControlPoller(control) if control is not None else None
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
+        import ray.train
+
+        checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=dir_name if checkpoint else None)
+
+    def checkpoint_candidates(self) -> Iterator[tuple[str, Any]]:
+        import ray.train
+
+        latest = ray.train.get_checkpoint()
+        yield from sibling_checkpoints(latest)
+
+    def preemption_notice(self) -> bool:
+        if not self._watch_preemption:
+            return False
+        import ray.train
+
+        return ray.train.get_preemption_info() is not None
+
+    def stop_requested(self) -> bool:
+        return self._poller is not None and self._poller.requested
+
+
+def sibling_checkpoints(latest: Any) -> Iterator[tuple[str, Any]]:
+    """Ray's latest checkpoint, then the other checkpoints of the same run, newest epoch first.
+
+    The older ones are the fallback when the latest is damaged.
+    """
+    if latest is None:
+        return
+    from pyarrow import fs as pafs
+    from ray.train import Checkpoint
+
+    yield posixpath.basename(latest.path), latest
+    parent = posixpath.dirname(latest.path.rstrip("/"))
+    infos = latest.filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+    others = [
+        (epoch_of(info.base_name), info.path)
+        for info in infos
+        if info.type == pafs.FileType.Directory and info.path.rstrip("/") != latest.path.rstrip("/")
+    ]
+    for _, path in sorted(((e, p) for e, p in others if e is not None), reverse=True):
+        yield posixpath.basename(path), Checkpoint(path=path, filesystem=latest.filesystem)
+
+
+class TuneSession:
+    """A Ray Tune trial: one process; ASHA reads the metrics reported every epoch."""
+
+    rank = 0
+    world_size = 1
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
+        import ray.tune
+
+        checkpoint = ray.tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        ray.tune.report(metrics, checkpoint=checkpoint)
+
+    def checkpoint_candidates(self) -> Iterator[tuple[str, Any]]:
+        import ray.tune
+
+        latest = ray.tune.get_checkpoint()
+        if latest is not None:
+            yield posixpath.basename(latest.path), latest
+
+    def preemption_notice(self) -> bool:
+        return False
+
+    def stop_requested(self) -> bool:
+        return False

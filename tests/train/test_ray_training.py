@@ -1,0 +1,176 @@
+"""Training on a real Ray cluster: DDP, gs:// checkpoints on the emulator, MLflow, failures, timeouts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from mlray.models import load_bundle
+from mlray.storage import Storage
+from mlray.train.checkpoint import META_FILE, STATE_FILE, epoch_of
+from mlray.train.runner import run_training
+from tests.train.conftest import training_config
+
+pytestmark = pytest.mark.slow
+
+POLL_S = 0.1
+
+
+def checkpoint_names(storage: Storage, run_name: str) -> list[str]:
+    return [n for n in storage.child(run_name).list() if epoch_of(n) is not None]
+
+
+def history(mlflow_uri: str, run_id: str, key: str) -> list[float]:
+    entries = MlflowClient(mlflow_uri).get_metric_history(run_id, key)
+    return [m.value for m in sorted(entries, key=lambda m: (m.timestamp, m.step))]
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(POLL_S)  # polling interval of a condition with a deadline
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def gcs_run(ray_cluster, gcs_emulator, small_data_dir, tmp_path_factory):
+    """One 2-worker DDP run to gs:// on the emulator, shared by the assertions below."""
+    from tests.conftest import TEST_BUCKET
+
+    tmp = tmp_path_factory.mktemp("gcs_run")
+    uri = f"gs://{TEST_BUCKET}/train-{os.getpid()}"
+    mlflow_uri = f"sqlite:///{tmp}/mlflow.db"
+    config = training_config(small_data_dir, uri, mlflow_uri, run_name="ddp-gcs",
+                             training={"num_epochs": 3, "checkpointing": {"frequency": 1, "keep_best": 2}})
+    return config, run_training(config), mlflow_uri
+
+
+def test_two_worker_ddp_run_checkpoints_to_gcs(gcs_run):
+    config, summary, _ = gcs_run
+    assert summary["status"] == "completed", summary
+    assert summary["epochs_completed"] == 3
+    storage = Storage(config.storage.uri)
+    names = checkpoint_names(storage, "ddp-gcs")
+    # the best two plus the latest (which Ray never deletes)
+    assert 2 <= len(names) <= 3 and max(map(epoch_of, names)) == 3
+    latest = storage.child("ddp-gcs", max(names, key=epoch_of))
+    assert {STATE_FILE, META_FILE, "rng_rank0.pt", "rng_rank1.pt"} <= set(latest.list())
+    assert summary["checkpoint_uri"].startswith("gs://")
+
+
+def test_mlflow_run_holds_params_epoch_metrics_and_a_loadable_model(gcs_run):
+    config, summary, mlflow_uri = gcs_run
+    client = MlflowClient(mlflow_uri)
+    run = client.get_run(summary["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["training.num_workers"] == "2"
+    assert run.data.params["storage.uri"] == config.storage.uri
+    assert run.data.tags["mlray.run_name"] == "ddp-gcs" and run.data.tags["git.commit"]
+    assert "ray.job_id" in run.data.tags and "system.torch" in run.data.tags
+    for key in ("train_loss", "val_loss", "val_accuracy", "val_f1"):
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) == [1, 2, 3]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"learning_curves.png", "config"} <= artifacts
+
+    features = np.random.default_rng(0).uniform(0, 1, (7, 4)).astype(np.float32)
+    logged = mlflow.pytorch.load_model(summary["mlflow_model_uri"])
+    bundle_model, spec = load_bundle(summary["model_uri"])
+    assert summary["model_uri"] == Storage(config.storage.uri).url("ddp-gcs", "model")
+    assert spec.feature_names == ["conv_rate", "acc_rate", "avg_daily_trips", "trip_distance_km"]
+    with torch.no_grad():
+        expected = bundle_model(torch.from_numpy(features))
+        assert torch.allclose(logged(torch.from_numpy(features)), expected, atol=1e-5)
+    assert expected.shape == (7, 2)
+
+
+def test_corrupt_latest_gcs_checkpoint_is_skipped_on_resume(gcs_run):
+    """Runs after the two above: it damages their run's latest checkpoint and resumes it."""
+    config, summary, mlflow_uri = gcs_run
+    storage = Storage(config.storage.uri).child("ddp-gcs")
+    latest = max(checkpoint_names(Storage(config.storage.uri), "ddp-gcs"), key=epoch_of)
+    state = storage.read_bytes(f"{latest}/{STATE_FILE}")
+    storage.write_bytes(f"{latest}/{STATE_FILE}", state[: len(state) // 3])  # a half-written upload
+
+    more = config.model_copy(update={"training": config.training.model_copy(update={"num_epochs": 4})})
+    resumed = run_training(more)
+    assert resumed["status"] == "completed", resumed
+    assert resumed["mlflow_run_id"] == summary["mlflow_run_id"]
+    # [initial run, resumed run, and more if a worker group restarted under load]
+    skipped = history(mlflow_uri, resumed["mlflow_run_id"], "skipped_checkpoints")
+    assert skipped[:2] == [0, 1], skipped
+    # the next newest kept checkpoint is epoch 1 or 2, and training continued after it
+    starts = history(mlflow_uri, resumed["mlflow_run_id"], "start_epoch")
+    assert starts[0] == 1 and 2 <= starts[1] <= 3, starts
+    assert resumed["epochs_completed"] == 4
+
+
+def test_sigkilled_worker_restarts_from_latest_checkpoint(ray_cluster, small_data_dir, tmp_path):
+    from ray.util.state import list_actors
+
+    frequency, num_epochs = 1, 6
+    config = training_config(small_data_dir, str(tmp_path / "storage"), f"sqlite:///{tmp_path}/m.db",
+                             run_name="sigkill",
+                             training={"num_epochs": num_epochs, "batch_size": 8,
+                                       "checkpointing": {"frequency": frequency, "keep_best": 1}})
+    storage = Storage(config.storage.uri)
+    killed: list[int] = []
+
+    def kill_a_worker_after_first_checkpoint() -> None:
+        def alive_workers():
+            return list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")], detail=True)
+
+        # Look the workers up before the first checkpoint: the state API is slow, the kill must not be.
+        workers = wait_for(lambda: len(alive_workers()) == 2 and alive_workers(), 120, "two training workers")
+        wait_for(lambda: checkpoint_names(storage, "sigkill"), 120, "the first checkpoint")
+        pid = max(w.pid for w in workers)
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    killer = threading.Thread(target=kill_a_worker_after_first_checkpoint, daemon=True)
+    killer.start()
+    summary = run_training(config)
+    killer.join(timeout=5)
+    assert killed, "no worker was killed"
+    assert summary["status"] == "completed", summary
+    assert summary["epochs_completed"] == num_epochs
+    mlflow_uri = config.mlflow.tracking_uri
+    starts = history(mlflow_uri, summary["mlflow_run_id"], "start_epoch")
+    assert len(starts) >= 2 and starts[0] == 1 and starts[-1] > 1, starts  # restarted, not from zero
+    epochs_run = len(history(mlflow_uri, summary["mlflow_run_id"], "train_loss"))
+    assert num_epochs <= epochs_run <= num_epochs + frequency
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "status"),
+    [
+        ({"total_runtime": 0.5}, "timeout_total_runtime"),
+        ({"iteration": 0.05}, "timeout_iteration"),
+        ({"no_improvement": 0.001, "improvement_threshold": 1e6}, "timeout_no_improvement"),
+    ],
+    ids=["total_runtime", "iteration", "no_improvement"],
+)
+def test_timeout_ends_run_with_checkpoint_and_status(ray_cluster, small_data_dir, tmp_path, timeouts, status):
+    config = training_config(small_data_dir, str(tmp_path / "storage"), f"sqlite:///{tmp_path}/m.db",
+                             run_name="timeout",
+                             training={"num_workers": 1, "num_epochs": 50, "batch_size": 8, "stop_check_batches": 1,
+                                       "checkpointing": {"enabled": False}},
+                             timeouts={"total_runtime": None, "iteration": None, "no_improvement": None, **timeouts})
+    summary = run_training(config)
+    assert summary["status"] == status, summary
+    assert summary["epochs_completed"] < 50
+    names = checkpoint_names(Storage(config.storage.uri), "timeout")
+    assert len(names) == 1  # periodic checkpoints are off: this one was written when the limit fired
+    assert epoch_of(names[0]) == summary["epochs_completed"]
+    assert Path(summary["model_uri"], "model.pt").is_file()
