@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlray.config.inference import AuthSection
@@ -33,7 +33,7 @@ def _digest(key: str) -> bytes:
 
 @dataclass(frozen=True)
 class ApiKeys:
-    digests: tuple[bytes, ...]
+    digests: tuple[bytes, ...] = field(repr=False)
     sources: tuple[str, ...]
 
     @property
