@@ -118,24 +118,35 @@ def checkpoint_throughput(storage_uri: str, megabytes: int, repeats: int) -> tup
 
 
 # -- recovery ------------------------------------------------------------------------------------
-def kill_to_resume(config) -> float:
+def epochs_logged(mlflow_uri: str, run_name: str) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from mlray.train.tracking import RUN_NAME_TAG
+
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}'")
+    return max((len(client.get_metric_history(r.info.run_id, "train_loss")) for r in runs), default=0)
+
+
+def kill_to_resume(config, dashboard_url: str) -> float:
     """Seconds from SIGKILL of a worker to the restarted workers resuming from the checkpoint."""
     import threading
 
     from mlflow.tracking import MlflowClient
     from ray.util.state import list_actors
 
-    from mlray.storage import Storage
-    from mlray.train.checkpoint import epoch_of
     from mlray.train.runner import run_training
 
-    storage = Storage(config.storage.uri).child(config.run_name)
     killed_at: list[float] = []
 
     def killer() -> None:
-        while not any(epoch_of(n) is not None for n in storage.list()):
+        workers: list[Any] = []
+        while len(workers) != config.training.num_workers:  # looked up first: the state API is slow
+            workers = list_actors(address=dashboard_url, detail=True,
+                                  filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+        while epochs_logged(config.mlflow.tracking_uri, config.run_name) < 2:  # epoch 1's checkpoint is registered
             time.sleep(0.05)  # poll interval
-        workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")], detail=True)
         os.kill(max(w.pid for w in workers), signal.SIGKILL)
         killed_at.append(time.time())
 
@@ -191,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlray.cluster import init_ray
     from mlray.config import PreprocessingConfig
-    from mlray.storage.emulator import GcsEmulator
+    from mlray.storage.emulator import GcsEmulator, free_port
     from mlray.train.preprocess import TRAINING_FILE, run_preprocessing
     from mlray.train.runner import run_training
 
@@ -204,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     emulator.export_env()
     emulator.create_bucket(BUCKET)
     try:
-        init_ray(num_cpus=max(4, args.workers + 2), include_dashboard=True)
+        dashboard_port = free_port()
+        init_ray(num_cpus=max(4, args.workers + 2), include_dashboard=True, dashboard_port=dashboard_port)
         gcs_address = ray.get_runtime_context().gcs_address
 
         ddp = bench_config(data_path, str(tmp / "storage"), mlflow_uri, "ddp", args.workers, epochs)
@@ -214,9 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         megabytes = 16 if args.quick else 64
         ray_mbps, raw_mbps = checkpoint_throughput(f"gs://{BUCKET}/throughput", megabytes, 3 if args.quick else 5)
 
-        recovery = bench_config(data_path, str(tmp / "storage"), mlflow_uri, "kill", args.workers, 4,
+        recovery = bench_config(data_path, str(tmp / "storage"), mlflow_uri, "kill", args.workers, 6,
                                 checkpointing={"frequency": 1, "keep_best": 1})
-        kill_s = kill_to_resume(recovery)
+        kill_s = kill_to_resume(recovery, f"http://127.0.0.1:{dashboard_port}")
         spot = bench_config(data_path, f"gs://{BUCKET}/spot", mlflow_uri, "spot", args.workers, 50)
         sigterm_s, sigterm_exit_s = sigterm_to_checkpoint(spot, tmp, gcs_address)
     finally:

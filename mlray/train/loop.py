@@ -156,7 +156,8 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
         if rank == 0:
             log.info("resumed from checkpoint %s: continuing at epoch %d", loaded.name, start_epoch)
 
-    train_set = TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train))
+    # copies: arrays from Ray's object store are read-only
+    train_set = TensorDataset(torch.from_numpy(data.x_train.copy()), torch.from_numpy(data.y_train.copy()))
     sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=training.seed)
     loader = DataLoader(train_set, batch_size=training.batch_size, sampler=sampler)
     x_val = torch.from_numpy(_shard(data.x_val, rank, world_size)).to(device)
@@ -225,6 +226,7 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
         if stop is not None:
             if rank == 0:
                 log.warning("stopping at epoch %d: %s", epoch, stop.value)
+            session.after_stop()
             break
     return last
 

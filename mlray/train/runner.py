@@ -54,11 +54,15 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     logging.basicConfig(level=settings.config.monitoring.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mlray").setLevel(settings.config.monitoring.log_level)
-    session = RayTrainSession(loop_config["control"], watch_preemption=settings.config.spot.enabled)
+    spot = settings.config.spot
+    session = RayTrainSession(loop_config["control"], watch_preemption=spot.enabled, grace_period=spot.grace_period)
     on_epoch = None
     if session.rank == 0 and loop_config.get("mlflow_run_id"):
         on_epoch = tracking.EpochLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
-    train_loop(settings, ray.get(loop_config["data"]), session, on_epoch)
+    try:
+        train_loop(settings, ray.get(loop_config["data"]), session, on_epoch)
+    finally:
+        session.close()  # SIGTERM after training is Ray's again
 
 
 def run_training(config: TrainingJobConfig) -> dict[str, Any]:

@@ -7,10 +7,11 @@ the loop also runs where Ray is not installed (the GPU check, torchrun).
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,10 @@ class Session(Protocol):
 
     def stop_requested(self) -> bool:
         """Local: True once this process was asked to stop (driver SIGTERM)."""
+        ...
+
+    def after_stop(self) -> None:
+        """Called once the stop checkpoint is reported; may raise to have the run restarted."""
         ...
 
 
@@ -83,6 +88,9 @@ class LocalSession:
     def stop_requested(self) -> bool:
         return self.stop_event.is_set()
 
+    def after_stop(self) -> None:
+        return None
+
 
 class ControlPoller:
     """Polls the driver's RunControl actor in the background, so the loop only reads a flag."""
@@ -110,10 +118,44 @@ class ControlPoller:
         return self._stop.is_set()
 
 
+class WorkerPreempted(RuntimeError):
+    """This worker got SIGTERM: its checkpoint is saved; Ray Train restarts the workers from it."""
+
+
+def defer_worker_sigterm(flag: threading.Event, grace_period: float) -> Callable[[], None]:
+    """Let SIGTERM to this worker process checkpoint before it exits.
+
+    A Ray worker's SIGTERM handler exits the process at once. Python runs that
+    handler in the main thread, which looks ``raise_sys_exit_with_custom_error_message``
+    up in ``ray._private.worker`` at call time: replacing it there turns SIGTERM into
+    a flag the loop sees at its next stop check. If the loop has not finished
+    within ``grace_period`` the process exits as Ray would have. Returns the undo.
+    """
+    import ray._private.worker as ray_worker
+
+    original = ray_worker.raise_sys_exit_with_custom_error_message
+
+    def restore() -> None:
+        ray_worker.raise_sys_exit_with_custom_error_message = original
+
+    def exit_later(message: str, exit_code: int = 1) -> None:
+        if "SIGTERM" not in str(message):
+            original(message, exit_code)
+            return
+        log.warning("worker got SIGTERM: checkpointing, then exiting (at most %.0f s)", grace_period)
+        flag.set()
+        timer = threading.Timer(grace_period, os._exit, args=(exit_code,))
+        timer.daemon = True
+        timer.start()
+
+    ray_worker.raise_sys_exit_with_custom_error_message = exit_later
+    return restore
+
+
 class RayTrainSession:
     """A Ray Train V2 worker: reports and checkpoints through ``ray.train``."""
 
-    def __init__(self, control: Any | None, watch_preemption: bool):
+    def __init__(self, control: Any | None, watch_preemption: bool, grace_period: float):
         import ray.train
         import ray.train.torch
 
@@ -123,6 +165,8 @@ class RayTrainSession:
         self.device = ray.train.torch.get_device()
         self._watch_preemption = watch_preemption
         self._poller = ControlPoller(control) if control is not None else None
+        self._sigterm = threading.Event()
+        self.close = defer_worker_sigterm(self._sigterm, grace_period) if watch_preemption else lambda: None
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
         import ray.train
@@ -144,7 +188,11 @@ class RayTrainSession:
         return ray.train.get_preemption_info() is not None
 
     def stop_requested(self) -> bool:
-        return self._poller is not None and self._poller.requested
+        return self._sigterm.is_set() or (self._poller is not None and self._poller.requested)
+
+    def after_stop(self) -> None:
+        if self._sigterm.is_set():
+            raise WorkerPreempted(f"rank {self.rank} got SIGTERM; its checkpoint is saved")
 
 
 def sibling_checkpoints(latest: Any) -> Iterator[tuple[str, Any]]:
@@ -196,3 +244,6 @@ class TuneSession:
 
     def stop_requested(self) -> bool:
         return False
+
+    def after_stop(self) -> None:
+        return None

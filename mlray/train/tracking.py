@@ -75,6 +75,11 @@ def system_info() -> dict[str, str]:
     return info
 
 
+def experiment_id(client: MlflowClient, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else client.create_experiment(name)
+
+
 def open_run(settings: MlflowConfig, run_storage: Storage, run_name: str, params: Mapping[str, Any],
              tags: Mapping[str, str]) -> str:
     """The MLflow run of this mlray run: reopened when the run's storage names one, else created."""
@@ -82,9 +87,8 @@ def open_run(settings: MlflowConfig, run_storage: Storage, run_name: str, params
     client = MlflowClient(tracking_uri)
     run_id = _previous_run_id(client, run_storage)
     if run_id is None:
-        experiment = client.get_experiment_by_name(settings.experiment)
-        experiment_id = experiment.experiment_id if experiment else client.create_experiment(settings.experiment)
-        run_id = client.create_run(experiment_id, run_name=run_name, tags={RUN_NAME_TAG: run_name}).info.run_id
+        experiment = experiment_id(client, settings.experiment)
+        run_id = client.create_run(experiment, run_name=run_name, tags={RUN_NAME_TAG: run_name}).info.run_id
         run_storage.write_text(RUN_ID_FILE, run_id)
         log.info("mlflow: new run %s", run_id)
     else:

@@ -79,8 +79,7 @@ def run_tuning(config: TuneJobConfig) -> dict[str, Any]:
     experiment_id = parent_run_id = None
     if config.mlflow.enabled:
         client = tracking.MlflowClient(tracking_uri)
-        experiment = client.get_experiment_by_name(config.mlflow.experiment)
-        experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.mlflow.experiment)
+        experiment_id = tracking.experiment_id(client, config.mlflow.experiment)
         parent_run_id = client.create_run(experiment_id, run_name=config.run_name,
                                           tags={tracking.RUN_NAME_TAG: config.run_name,
                                                 "git.commit": tracking.git_commit()}).info.run_id

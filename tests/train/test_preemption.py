@@ -16,7 +16,7 @@ import yaml
 from mlray.storage import Storage
 from mlray.train.runner import run_training
 from tests.train.conftest import training_config
-from tests.train.test_ray_training import checkpoint_names, history, wait_for
+from tests.train.test_ray_training import WorkerSignaller, checkpoint_names, epochs_logged, history, wait_for
 
 pytestmark = pytest.mark.slow
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -59,3 +59,22 @@ def test_sigterm_to_the_job_checkpoints_then_resumes_in_the_same_mlflow_run(ray_
     assert resumed["mlflow_run_id"] == summary["mlflow_run_id"]
     assert history(config.mlflow.tracking_uri, resumed["mlflow_run_id"], "start_epoch")[-1] == stopped_at + 1
     assert resumed["epochs_completed"] == stopped_at + 1
+
+
+def test_sigterm_to_a_worker_checkpoints_and_the_run_resumes_from_it(ray_cluster, small_data_dir, tmp_path):
+    num_epochs = 6
+    config = training_config(small_data_dir, str(tmp_path / "storage"), f"sqlite:///{tmp_path}/m.db",
+                             run_name="worker-spot",
+                             training={"num_epochs": num_epochs, "batch_size": 8,
+                                       "checkpointing": {"frequency": 1000, "keep_best": 1}})
+    mlflow_uri = config.mlflow.tracking_uri
+
+    terminator = WorkerSignaller(ray_cluster.dashboard_url, signal.SIGTERM, ready=lambda: epochs_logged(mlflow_uri) >= 1)
+    summary = run_training(config)
+    terminator.join()
+    assert summary["status"] == "completed", summary
+    starts = history(mlflow_uri, summary["mlflow_run_id"], "start_epoch")
+    # periodic checkpoints are off: resuming after epoch 1 needs the checkpoint written on SIGTERM
+    assert len(starts) == 2 and starts[0] == 1 and starts[1] > 1, starts
+    epochs_run = len(history(mlflow_uri, summary["mlflow_run_id"], "train_loss"))
+    assert num_epochs <= epochs_run <= num_epochs + 1  # at most the interrupted epoch is repeated

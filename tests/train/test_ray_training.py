@@ -34,6 +34,13 @@ def history(mlflow_uri: str, run_id: str, key: str) -> list[float]:
     return [m.value for m in sorted(entries, key=lambda m: (m.timestamp, m.step))]
 
 
+def epochs_logged(mlflow_uri: str) -> int:
+    """Epochs rank 0 has logged to any run of this tracking store (0 before the store exists)."""
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    return max((len(client.get_metric_history(r.info.run_id, "train_loss")) for r in runs), default=0)
+
+
 def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -42,6 +49,39 @@ def wait_for(condition, timeout: float, what: str):
             return value
         time.sleep(POLL_S)  # polling interval of a condition with a deadline
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class WorkerSignaller(threading.Thread):
+    """Sends ``signum`` to one training worker once ``ready()`` holds."""
+
+    def __init__(self, dashboard_url: str, signum: int, ready):
+        super().__init__(daemon=True)
+        self.dashboard_url, self.signum, self.ready = dashboard_url, signum, ready
+        self.signalled: list[int] = []
+        self.errors: list[BaseException] = []
+        self.start()
+
+    def both_workers(self):
+        from ray.util.state import list_actors
+
+        alive = list_actors(address=self.dashboard_url, detail=True,
+                            filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+        return alive if len(alive) == 2 else None
+
+    def run(self) -> None:
+        try:
+            # Look the workers up first: the state API is slow, the signal must not be.
+            workers = wait_for(self.both_workers, 120, "two training workers")
+            wait_for(self.ready, 120, "the moment to signal")
+            pid = max(w.pid for w in workers)
+            os.kill(pid, self.signum)
+            self.signalled.append(pid)
+        except BaseException as exc:  # surfaced by join()
+            self.errors.append(exc)
+
+    def join(self, timeout: float | None = 5) -> None:
+        super().join(timeout)
+        assert self.signalled, f"no worker was signalled: {self.errors}"
 
 
 @pytest.fixture(scope="module")
@@ -117,32 +157,17 @@ def test_corrupt_latest_gcs_checkpoint_is_skipped_on_resume(gcs_run):
 
 
 def test_sigkilled_worker_restarts_from_latest_checkpoint(ray_cluster, small_data_dir, tmp_path):
-    from ray.util.state import list_actors
-
-    frequency, num_epochs = 1, 6
+    frequency, num_epochs = 1, 5
     config = training_config(small_data_dir, str(tmp_path / "storage"), f"sqlite:///{tmp_path}/m.db",
                              run_name="sigkill",
-                             training={"num_epochs": num_epochs, "batch_size": 8,
+                             training={"num_epochs": num_epochs, "batch_size": 16,
                                        "checkpointing": {"frequency": frequency, "keep_best": 1}})
-    storage = Storage(config.storage.uri)
-    killed: list[int] = []
-
-    def kill_a_worker_after_first_checkpoint() -> None:
-        def alive_workers():
-            return list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")], detail=True)
-
-        # Look the workers up before the first checkpoint: the state API is slow, the kill must not be.
-        workers = wait_for(lambda: len(alive_workers()) == 2 and alive_workers(), 120, "two training workers")
-        wait_for(lambda: checkpoint_names(storage, "sigkill"), 120, "the first checkpoint")
-        pid = max(w.pid for w in workers)
-        os.kill(pid, signal.SIGKILL)
-        killed.append(pid)
-
-    killer = threading.Thread(target=kill_a_worker_after_first_checkpoint, daemon=True)
-    killer.start()
+    # After epoch 2 is logged, epoch 1's checkpoint is surely registered (a checkpoint folder alone
+    # may still be uploading, and Ray rightly ignores a checkpoint some rank never finished).
+    killer = WorkerSignaller(ray_cluster.dashboard_url, signal.SIGKILL,
+                             ready=lambda: epochs_logged(config.mlflow.tracking_uri) >= 2)
     summary = run_training(config)
-    killer.join(timeout=5)
-    assert killed, "no worker was killed"
+    killer.join()
     assert summary["status"] == "completed", summary
     assert summary["epochs_completed"] == num_epochs
     mlflow_uri = config.mlflow.tracking_uri
@@ -166,7 +191,8 @@ def test_timeout_ends_run_with_checkpoint_and_status(ray_cluster, small_data_dir
                              run_name="timeout",
                              training={"num_workers": 1, "num_epochs": 50, "batch_size": 8, "stop_check_batches": 1,
                                        "checkpointing": {"enabled": False}},
-                             timeouts={"total_runtime": None, "iteration": None, "no_improvement": None, **timeouts})
+                             timeouts={"total_runtime": None, "iteration": None, "no_improvement": None, **timeouts},
+                             mlflow={"enabled": False})
     summary = run_training(config)
     assert summary["status"] == status, summary
     assert summary["epochs_completed"] < 50

@@ -1,0 +1,80 @@
+"""Pieces of training that need no Ray: metrics, stop rules, configs, preprocessing, the loader."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from pydantic import ValidationError
+
+from mlray.config import PreprocessingConfig, TrainingJobConfig
+from mlray.train.loaders import parquet_frame
+from mlray.train.metrics import resolve_metrics
+from mlray.train.preprocess import DRIVER_STATS_FILE, TRAINING_FILE, TRIPS_FILE, run_preprocessing
+from mlray.train.stopping import Deadlines, EarlyStopping, MetricTracker, StopReason
+
+
+def test_builtin_metrics_on_known_predictions():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 3.0], [0.0, 1.0], [1.0, 0.0]])  # predicts 0, 1, 1, 0
+    targets = torch.tensor([0, 1, 0, 1])
+    metrics = resolve_metrics(["accuracy", "precision", "recall", "f1"])
+    values = {key: fn(logits, targets) for key, fn in metrics.items()}
+    assert values == {"val_accuracy": 0.5, "val_precision": 0.5, "val_recall": 0.5, "val_f1": 0.5}
+    regression = resolve_metrics(["mae", "rmse"])
+    outputs, truth = torch.tensor([1.0, 3.0]), torch.tensor([2.0, 1.0])
+    assert regression["val_mae"](outputs, truth) == pytest.approx(1.5)
+    assert regression["val_rmse"](outputs, truth) == pytest.approx((2.5) ** 0.5)
+
+
+def test_early_stopping_counts_epochs_without_a_big_enough_gain():
+    tracker, early = MetricTracker("min", min_delta=0.1), EarlyStopping(patience=2)
+    stops = [early.record(tracker.update(value, epoch)) for epoch, value in enumerate([1.0, 0.8, 0.75, 0.5, 0.45, 0.44], 1)]
+    assert stops == [False, False, False, False, False, True]
+    assert (tracker.best, tracker.best_epoch) == (0.5, 4)
+
+
+def test_deadlines_name_the_limit_that_fired():
+    deadlines = Deadlines(run_started=0.0, total_runtime=100, iteration=10, no_improvement=30,
+                          improvement_threshold=0.5)
+    deadlines.epoch_started, deadlines.last_improvement = 50.0, 50.0
+    assert deadlines.during_epoch(now=55) is None
+    assert deadlines.during_epoch(now=61) is StopReason.ITERATION
+    assert deadlines.after_epoch(now=101) is StopReason.TOTAL_RUNTIME
+    deadlines.epoch_started = 79.0
+    assert deadlines.after_epoch(now=81) is StopReason.NO_IMPROVEMENT
+    tracker = MetricTracker("max", best=1.0)
+    deadlines.record_metric(tracker, 1.4)  # a gain below the threshold does not reset the clock
+    assert deadlines.last_improvement == 50.0
+    assert StopReason.by_code(StopReason.PREEMPTED.code) is StopReason.PREEMPTED and StopReason.by_code(0) is None
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"training": {"metrics": ["auc"]}}, "unknown metric 'auc'"),
+        ({"training": {"monitor": {"metric": "val_f1"}, "metrics": ["accuracy"]}}, "is not computed"),
+        ({"data": {"loader": "no_colon"}}, "expected 'package.module:function'"),
+        ({"run_name": "a/b"}, "run_name"),
+    ],
+)
+def test_training_config_rejects_bad_use_case_settings(section, expected):
+    with pytest.raises(ValidationError, match=expected):
+        TrainingJobConfig.model_validate(section)
+
+
+def test_preprocessing_writes_feature_store_sources_and_training_frame(tmp_path):
+    summary = run_preprocessing(PreprocessingConfig(output=str(tmp_path), driver_trips={"num_trips": 500,
+                                                                                      "num_drivers": 10}))
+    assert summary["status"] == "ok"
+    for name in (DRIVER_STATS_FILE, TRIPS_FILE, TRAINING_FILE):
+        assert (tmp_path / name).is_file()
+    assert list(pd.read_parquet(tmp_path / DRIVER_STATS_FILE).columns) == [
+        "driver_id", "event_timestamp", "conv_rate", "acc_rate", "avg_daily_trips", "created"]
+    data = parquet_frame(str(tmp_path / TRAINING_FILE))
+    assert len(data.frame) == summary["rows"]["training"] and data.label == "completed"
+    assert data.tags["data.path"].endswith(TRAINING_FILE)
+
+
+def test_default_loader_says_how_to_make_missing_data(tmp_path):
+    with pytest.raises(FileNotFoundError, match="jobs.preprocess"):
+        parquet_frame(str(tmp_path / "missing.parquet"))
