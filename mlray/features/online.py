@@ -51,15 +51,13 @@ class OnlineFeatureEnricher:
         self.inputs = self.layout.join_keys + self.layout.request_fields
 
     def enrich(self, instances: list[dict[str, Any]]) -> tuple[list[list[float]], dict[str, Any]]:
-        problems = [
-            problem(index, f"missing {name!r} (the feature service needs {self.inputs})", name)
-            for index, instance in enumerate(instances)
-            for name in self.inputs
-            if name not in instance
-        ]
-        if problems:
-            raise InstanceError(problems)
-        entity_rows = [{name: instance[name] for name in self.inputs} for instance in instances]
+        inputs = self.inputs
+        entity_rows = []
+        for instance in instances:
+            try:
+                entity_rows.append({name: instance[name] for name in inputs})
+            except KeyError:
+                raise InstanceError(self._missing_inputs(instances)) from None
         response = self.store.get_online_features(features=self.service, entity_rows=entity_rows).to_dict(
             include_event_timestamps=True
         )
@@ -68,24 +66,31 @@ class OnlineFeatureEnricher:
             response[name] if name in response else [instance[name] for instance in instances]
             for name in self.feature_names
         ]
-        rows = [list(values) for values in zip(*columns, strict=True)]
-        return rows, self._freshness(response, len(instances))
+        return list(map(list, zip(*columns, strict=True))), self._freshness(response)
+
+    def _missing_inputs(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            problem(index, f"missing {name!r} (the feature service needs {self.inputs})", name)
+            for index, instance in enumerate(instances)
+            for name in self.inputs
+            if name not in instance
+        ]
 
     def _reject_unknown(self, entity_rows: list[dict[str, Any]], response: dict[str, list[Any]]) -> None:
-        for index, row in enumerate(entity_rows):
-            if any(response[name][index] is None for name in self.layout.stored_features):
+        for name in self.layout.stored_features:
+            if None in response[name]:
+                row = entity_rows[response[name].index(None)]
                 keys = ", ".join(f"{key}={row[key]}" for key in self.layout.join_keys)
                 raise UnknownEntityError(f"{keys}: no features in the online store (feature service {self.layout.name!r})")
 
-    def _freshness(self, response: dict[str, list[Any]], count: int) -> dict[str, Any]:
+    def _freshness(self, response: dict[str, list[Any]]) -> dict[str, Any]:
         """When each row's oldest stored feature was observed, and how long ago."""
         now = time.time()
-        oldest = [
-            min(response[f"{name}__ts"][index] for name in self.layout.stored_features) for index in range(count)
-        ]
+        oldest = list(map(min, zip(*(response[f"{name}__ts"] for name in self.layout.stored_features))))
+        iso = {ts: datetime.fromtimestamp(ts, timezone.utc).isoformat() for ts in set(oldest)}
         return {
             "feature_service": self.layout.name,
             "feature_service_version": self.layout.version,
-            "event_timestamps": [datetime.fromtimestamp(ts, timezone.utc).isoformat() for ts in oldest],
+            "event_timestamps": [iso[ts] for ts in oldest],
             "age_s": [round(now - ts, 3) for ts in oldest],
         }
