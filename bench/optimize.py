@@ -26,22 +26,38 @@ QUICK = {"jsp": ["ft10", "la16"], "cvrp": ["X-n101-k25"], "vrptw": ["C101"]}
 def instance_paths(quick: bool) -> list[tuple[str, Path]]:
     groups = QUICK if quick else {"jsp": JOB_SHOP, "cvrp": CVRP, "vrptw": VRPTW}
     suffix = {"jsp": "", "cvrp": ".vrp", "vrptw": ".txt"}
-    return [(group, INSTANCES / group / f"{name}{suffix[group]}") for group, names in groups.items() for name in names]
+    return [
+        (group, INSTANCES / group / f"{name}{suffix[group]}")
+        for group, names in groups.items()
+        for name in names
+    ]
 
 
 def contenders(group: str, cpus: int) -> dict[str, dict[str, Any]]:
     """Contender name -> solver section overrides."""
     portfolio = {"num_actors": cpus, "cpus_per_actor": 1}
     if group == "jsp":
-        single = {"single CP-SAT": {"arms": [{"kind": "cp_sat", "options": {"num_workers": cpus}}], "cpus_per_actor": cpus}}
+        single = {
+            "single CP-SAT": {
+                "arms": [{"kind": "cp_sat", "options": {"num_workers": cpus}}],
+                "cpus_per_actor": cpus,
+            }
+        }
     else:
         first = "PARALLEL_CHEAPEST_INSERTION" if group == "vrptw" else "PATH_CHEAPEST_ARC"
-        gls = {"kind": "routing", "options": {"first_solution": first, "metaheuristic": "GUIDED_LOCAL_SEARCH"}}
+        gls = {
+            "kind": "routing",
+            "options": {"first_solution": first, "metaheuristic": "GUIDED_LOCAL_SEARCH"},
+        }
         single = {
             "single GLS": {"arms": [gls], "cpus_per_actor": cpus},
             "single PyVRP": {"arms": [{"kind": "pyvrp"}], "cpus_per_actor": cpus},
         }
-    return {"sharing": {**portfolio, "sharing": True}, "no sharing": {**portfolio, "sharing": False}, **single}
+    return {
+        "sharing": {**portfolio, "sharing": True},
+        "no sharing": {**portfolio, "sharing": False},
+        **single,
+    }
 
 
 def solve(path: Path, solver: dict[str, Any], time_limit: float, run_dir: Path) -> Any:
@@ -67,7 +83,9 @@ def solve(path: Path, solver: dict[str, Any], time_limit: float, run_dir: Path) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.optimize")
     parser.add_argument("--quick", action="store_true", help="4 instances, 5 s each")
-    parser.add_argument("--time-limit", type=float, default=None, help="search seconds per run (default 30, quick 5)")
+    parser.add_argument(
+        "--time-limit", type=float, default=None, help="search seconds per run (default 30, quick 5)"
+    )
     parser.add_argument("--cpus", type=int, default=2, help="CPUs every contender gets")
     parser.add_argument("--only", nargs="*", default=None, help="instance names to keep")
     args = parser.parse_args(argv)
@@ -94,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                 cells[name] = float("nan")
             else:
                 cells[name] = 100 * result.gap()
-            print(f"{path.stem:12} {name:14} {result.status:12} objective {result.objective} gap {cells[name]:.3f}%",
-                  flush=True)
+            print(
+                f"{path.stem:12} {name:14} {result.status:12} objective {result.objective} gap {cells[name]:.3f}%",
+                flush=True,
+            )
         singles = [v for k, v in cells.items() if k.startswith("single")]
         verdict = "yes" if cells["sharing"] <= min(singles) + 1e-9 else "no"
         rows.append([group, path.stem, *[cells.get(c, "") for c in columns], verdict])
@@ -103,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     for group, cell_list in gaps_by_group.items():
         means = {c: statistics.fmean(cells[c] for cells in cell_list) for c in columns if c in cell_list[0]}
         rows.append([group, "**mean**", *[means.get(c, "") for c in columns], ""])
-    table = markdown_table(["set", "instance", *[f"{c} gap %" for c in columns], "sharing <= every single"], rows)
+    table = markdown_table(
+        ["set", "instance", *[f"{c} gap %" for c in columns], "sharing <= every single"], rows
+    )
     notes = (
         f"Search time {time_limit:g} s per run after the actors are up; every contender gets {args.cpus} CPUs "
         f"(portfolio: {args.cpus} actors x 1 CPU; single solvers: one actor with {args.cpus} CPUs). "

@@ -20,7 +20,9 @@ from mlray.config.sections import (
 class ProblemSection(ConfigModel):
     """The instance to solve when the job reads it from a file."""
 
-    path: str | None = Field(default=None, description="VRPLIB .vrp, Solomon .txt, or JSPLIB/Taillard job-shop file.")
+    path: str | None = Field(
+        default=None, description="VRPLIB .vrp, Solomon .txt, or JSPLIB/Taillard job-shop file."
+    )
     kind: Literal["auto", "cvrp", "vrptw", "jobshop"] = "auto"
     best_known: PositiveFloat | None = Field(
         default=None, description="For the gap column; null = read from beside the file (.sol, bks.json)."
@@ -38,7 +40,9 @@ class ArmSection(ConfigModel):
         description="cp_sat: CP-SAT parameters by name (num_workers, search_branching, subsolvers...); "
         "routing: first_solution, metaheuristic, solution_limit; pyvrp: IteratedLocalSearchParams fields.",
     )
-    improve_only: bool = Field(default=False, description="Only search from an incumbent found by another arm.")
+    improve_only: bool = Field(
+        default=False, description="Only search from an incumbent found by another arm."
+    )
 
 
 class SolverSection(ConfigModel):
@@ -51,19 +55,29 @@ class SolverSection(ConfigModel):
     workers_per_arm: PositiveInt | None = Field(
         default=None, description="Threads per arm (CP-SAT num_workers); null = cpus_per_actor rounded up."
     )
-    arms: list[ArmSection] | None = Field(default=None, description="Explicit arms; null = the default portfolio.")
+    arms: list[ArmSection] | None = Field(
+        default=None, description="Explicit arms; null = the default portfolio."
+    )
     sharing: bool = Field(default=True, description="Arms start their rounds from the global incumbent.")
-    max_restarts: NonNegativeInt = Field(default=1, description="Restarts of a dead arm actor before it is dropped.")
-    poll_interval: PositiveFloat = Field(default=0.2, description="Seconds between an arm's looks at the store.")
+    max_restarts: NonNegativeInt = Field(
+        default=1, description="Restarts of a dead arm actor before it is dropped."
+    )
+    poll_interval: PositiveFloat = Field(
+        default=0.2, description="Seconds between an arm's looks at the store."
+    )
     handover_interval: NonNegativeFloat = Field(
         default=1.0, description="A running round is cut for a better outside incumbent at most this often."
     )
-    stop_grace: PositiveFloat = Field(default=10.0, description="Seconds an arm gets to stop before it is killed.")
+    stop_grace: PositiveFloat = Field(
+        default=10.0, description="Seconds an arm gets to stop before it is killed."
+    )
 
 
 class CheckpointSection(ConfigModel):
     interval: NonNegativeFloat = Field(default=1.0, description="Minimum seconds between incumbent writes.")
-    resume: bool = Field(default=True, description="Start from the incumbent checkpointed under the same run_name.")
+    resume: bool = Field(
+        default=True, description="Start from the incumbent checkpointed under the same run_name."
+    )
 
 
 class OutputSection(ConfigModel):

@@ -1,7 +1,7 @@
 """Optimisation on a Ray-actor portfolio sharing incumbents: routing (CVRP, VRPTW) and job shop.
 
-    from mlray.optimize import RoutingOptimizer, SchedulingOptimizer
-    result = SchedulingOptimizer(config).parallel_solve(read_problem("ft06"))
+from mlray.optimize import RoutingOptimizer, SchedulingOptimizer
+result = SchedulingOptimizer(config).parallel_solve(read_problem("ft06"))
 """
 
 from mlray.optimize.checkers import check_solution

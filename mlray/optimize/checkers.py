@@ -7,6 +7,7 @@ person can find the broken operation or visit.
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 
 from mlray.optimize.problems import (
     JobShopProblem,
@@ -32,14 +33,18 @@ def check_schedule(problem: JobShopProblem, schedule: JobShopSchedule) -> list[s
             if start < 0:
                 violations.append(f"job {j} op {o}: negative start {start}")
             if start < previous_end:
-                violations.append(f"job {j} op {o}: starts at {start} before op {o - 1} ends at {previous_end}")
+                violations.append(
+                    f"job {j} op {o}: starts at {start} before op {o - 1} ends at {previous_end}"
+                )
             previous_end = start + duration
             by_machine.setdefault(machine, []).append((start, start + duration, j, o))
     for machine, slots in by_machine.items():
         slots.sort()
-        for (s1, e1, j1, o1), (s2, _, j2, o2) in zip(slots, slots[1:]):
+        for (s1, e1, j1, o1), (s2, _, j2, o2) in pairwise(slots):
             if s2 < e1:
-                violations.append(f"machine {machine}: job {j1} op {o1} [{s1},{e1}) overlaps job {j2} op {o2} at {s2}")
+                violations.append(
+                    f"machine {machine}: job {j1} op {o1} [{s1},{e1}) overlaps job {j2} op {o2} at {s2}"
+                )
     return violations
 
 
@@ -78,7 +83,9 @@ def _time_window_violations(problem: RoutingProblem, k: int, route: tuple[int, .
         ready, due = problem.time_windows[node]
         if arrival > due:
             what = "returns to the depot" if node == 0 else f"reaches customer {node}"
-            violations.append(f"route {k} {what} at {arrival / problem.scale:g}, after its due time {due / problem.scale:g}")
+            violations.append(
+                f"route {k} {what} at {arrival / problem.scale:g}, after its due time {due / problem.scale:g}"
+            )
         time = max(arrival, ready)
         here = node
     return violations

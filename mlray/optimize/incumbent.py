@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -150,7 +150,11 @@ class IncumbentStore:
         return True
 
     def _check_optimal(self) -> None:
-        if self._incumbent is not None and self._bound is not None and self._bound >= self._incumbent.objective:
+        if (
+            self._incumbent is not None
+            and self._bound is not None
+            and self._bound >= self._incumbent.objective
+        ):
             self.request_stop("optimal")
 
     def request_stop(self, reason: str) -> None:
@@ -186,9 +190,13 @@ class IncumbentStore:
         return self._writes
 
     def _maybe_write(self) -> None:
-        if self._dirty and self._checkpoint is not None:
-            if time.monotonic() - self._last_write >= self._checkpoint.interval:
-                self._write()
+        checkpoint = self._checkpoint
+        if (
+            self._dirty
+            and checkpoint is not None
+            and time.monotonic() - self._last_write >= checkpoint.interval
+        ):
+            self._write()
 
     def _write(self) -> None:
         if self._checkpoint is None or self._incumbent is None:
@@ -205,7 +213,3 @@ class IncumbentStore:
         self._last_write = time.monotonic()
         self._dirty = False
         self._writes += 1
-
-
-def describe(report: StoreReport) -> dict[str, Any]:
-    return {k: v for k, v in asdict(report).items() if k != "incumbent"}

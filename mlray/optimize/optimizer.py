@@ -91,9 +91,17 @@ class OptimizationResult:
             "violations": self.violations[:5],
             "improvements": len(self.history),
             "found_by": self.history[-1]["arm"] if self.history else None,
-            "arms": {s.name: {"rounds": s.rounds, "improvements": s.improvements, "ended_by": s.ended_by,
-                              "handovers": s.handovers, "restarted": s.restarted, "error": s.error}
-                     for s in self.arm_stats},
+            "arms": {
+                s.name: {
+                    "rounds": s.rounds,
+                    "improvements": s.improvements,
+                    "ended_by": s.ended_by,
+                    "handovers": s.handovers,
+                    "restarted": s.restarted,
+                    "error": s.error,
+                }
+                for s in self.arm_stats
+            },
             "resumed_from": self.resumed_from,
             "solve_s": self.solve_seconds,
             "plots": self.plots,
@@ -133,7 +141,9 @@ class PortfolioOptimizer:
         for spec in specs:
             arm_class = arm_class_of(spec)
             if not arm_class.accepts(problem):
-                raise ProblemError(f"solver.arms: arm {spec.name} ({spec.kind}) cannot solve a {problem.kind} problem")
+                raise ProblemError(
+                    f"solver.arms: arm {spec.name} ({spec.kind}) cannot solve a {problem.kind} problem"
+                )
         return specs
 
     def load_problem(self, data: Problem | str | Path) -> Problem:
@@ -158,8 +168,13 @@ class PortfolioOptimizer:
             checkpoint = CheckpointTarget(storage, problem.fingerprint(), config.checkpoint.interval)
         initial = self._resume_point(problem, storage) if config.checkpoint.resume else None
         settings = self._settings(started)
-        log.info("solving %s (%s) with arms %s for %.1f s", problem.name, _kind(problem), [s.name for s in specs],
-                 settings.time_limit)
+        log.info(
+            "solving %s (%s) with arms %s for %.1f s",
+            problem.name,
+            problem.kind,
+            [s.name for s in specs],
+            settings.time_limit,
+        )
         outcome = run_portfolio(
             problem,
             specs,
@@ -170,15 +185,21 @@ class PortfolioOptimizer:
             name_prefix=config.run_name,
         )
         report = outcome.report
-        solution = None if report.incumbent is None else solution_from_payload(problem, report.incumbent.payload)
+        solution = (
+            None if report.incumbent is None else solution_from_payload(problem, report.incumbent.payload)
+        )
         violations = ["no solution found"] if solution is None else check_solution(problem, solution)
-        if solution is not None and not violations and objective_of(problem, solution) != report.incumbent.objective:
+        if (
+            solution is not None
+            and not violations
+            and objective_of(problem, solution) != report.incumbent.objective
+        ):
             violations.append("reported objective differs from the recomputed one")
         scale = problem.scale
         result = OptimizationResult(
             run_name=config.run_name,
             problem_name=problem.name,
-            kind=_kind(problem),
+            kind=problem.kind,
             status=outcome.status,
             objective=None if report.objective is None else report.objective / scale,
             best_bound=None if report.bound is None else report.bound / scale,
@@ -228,7 +249,7 @@ class PortfolioOptimizer:
         found = load_checkpoint(storage, problem.fingerprint())
         if found is None:
             return None
-        incumbent, bound = found
+        incumbent, _ = found
         violations = check_solution(problem, solution_from_payload(problem, incumbent.payload))
         if violations:
             log.warning("checkpointed incumbent fails the checker (%s); starting fresh", violations[0])
@@ -252,16 +273,20 @@ class PortfolioOptimizer:
                 assert isinstance(result.solution, JobShopSchedule)
                 result.plots["gantt"] = str(plots.draw_gantt(problem, result.solution, folder / "gantt.png"))
             else:
-                result.plots["routes"] = str(plots.draw_routes(problem, result.solution, folder / "routes.png"))  # type: ignore[arg-type]
+                result.plots["routes"] = str(
+                    plots.draw_routes(problem, result.solution, folder / "routes.png")
+                )  # type: ignore[arg-type]
         result.plots["history"] = str(
-            plots.draw_history(result.history, result.bound_history, folder / "history.png", result.best_known)
+            plots.draw_history(
+                result.history, result.bound_history, folder / "history.png", result.best_known
+            )
         )
 
     def _mlflow_params(self, problem: Problem, specs: list[ArmSpec]) -> dict[str, object]:
         solver = self.config.solver
         return {
             "problem": problem.name,
-            "kind": _kind(problem),
+            "kind": problem.kind,
             "arms": ",".join(s.name for s in specs),
             "time_limit": solver.time_limit,
             "sharing": solver.sharing,
@@ -284,7 +309,8 @@ class SchedulingOptimizer(PortfolioOptimizer):
 
     def default_arms(self, problem: Problem, count: int) -> list[ArmSection]:
         return [
-            ArmSection(kind="cp_sat", seed=i, options=self.STRATEGIES[i % len(self.STRATEGIES)]) for i in range(count)
+            ArmSection(kind="cp_sat", seed=i, options=self.STRATEGIES[i % len(self.STRATEGIES)])
+            for i in range(count)
         ]
 
 
@@ -304,15 +330,14 @@ class RoutingOptimizer(PortfolioOptimizer):
             ("routing", {"first_solution": "SAVINGS", "metaheuristic": "TABU_SEARCH"}),
             ("routing", {"first_solution": first, "metaheuristic": "SIMULATED_ANNEALING"}),
         ]
-        return [ArmSection(kind=cycle[i % len(cycle)][0], seed=i, options=cycle[i % len(cycle)][1]) for i in range(count)]
+        return [
+            ArmSection(kind=cycle[i % len(cycle)][0], seed=i, options=cycle[i % len(cycle)][1])
+            for i in range(count)
+        ]
 
 
 def optimizer_for(problem: Problem, config: OrToolsJobConfig) -> PortfolioOptimizer:
     return SchedulingOptimizer(config) if isinstance(problem, JobShopProblem) else RoutingOptimizer(config)
-
-
-def _kind(problem: Problem) -> str:
-    return problem.kind
 
 
 def _with_best_known(problem: Problem, best_known: float) -> Problem:
@@ -326,5 +351,9 @@ def _log_progress(problem: Problem, report: Any, seconds: float) -> None:
         return
     objective = report.incumbent.objective / problem.scale
     bound = None if report.bound is None else report.bound / problem.scale
-    gap = "" if not problem.best_known else f" gap {100 * (objective - problem.best_known) / problem.best_known:.2f}%"
+    gap = (
+        ""
+        if not problem.best_known
+        else f" gap {100 * (objective - problem.best_known) / problem.best_known:.2f}%"
+    )
     log.info("t=%.1fs incumbent %g by %s, bound %s%s", seconds, objective, report.incumbent.arm, bound, gap)

@@ -8,9 +8,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from mlray.optimize.problems import JobShopProblem, JobShopSchedule, RoutePlan, RoutingProblem  # noqa: E402
+from mlray.optimize.problems import JobShopProblem, JobShopSchedule, RoutePlan, RoutingProblem
 
 
 def draw_routes(problem: RoutingProblem, plan: RoutePlan, path: Path) -> Path:
@@ -33,7 +33,9 @@ def draw_gantt(problem: JobShopProblem, schedule: JobShopSchedule, path: Path) -
     colours = plt.get_cmap("tab20")
     for j, (job, starts) in enumerate(zip(problem.jobs, schedule.starts, strict=True)):
         for (machine, duration), start in zip(job, starts, strict=True):
-            ax.broken_barh([(start, duration)], (machine - 0.4, 0.8), facecolors=colours(j % 20), edgecolor="k")
+            ax.broken_barh(
+                [(start, duration)], (machine - 0.4, 0.8), facecolors=colours(j % 20), edgecolor="k"
+            )
     ax.set_yticks(range(problem.num_machines), [f"M{m}" for m in range(problem.num_machines)])
     ax.set_xlabel("time")
     ax.set_title(f"{problem.name}: {len(problem.jobs)} jobs")
@@ -56,9 +58,16 @@ def draw_history(
         colours = plt.get_cmap("tab10")
         for i, arm in enumerate(arms):
             points = [(h["time"], h["objective"]) for h in history if h["arm"] == arm]
-            ax.scatter(*zip(*points, strict=True), color=colours(i % 10), label=f"incumbent by {arm}", zorder=3)
+            ax.scatter(
+                *zip(*points, strict=True), color=colours(i % 10), label=f"incumbent by {arm}", zorder=3
+            )
     if bound_history:
-        ax.step([b["time"] for b in bound_history], [b["bound"] for b in bound_history], where="post", label="bound")
+        ax.step(
+            [b["time"] for b in bound_history],
+            [b["bound"] for b in bound_history],
+            where="post",
+            label="bound",
+        )
     if best_known is not None:
         ax.axhline(best_known, linestyle="--", color="k", linewidth=0.8, label="best known")
     ax.set_xlabel("seconds")

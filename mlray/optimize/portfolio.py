@@ -132,7 +132,9 @@ def run_portfolio(
         ray.kill(actor, no_restart=True)
     ray.kill(store)
     status = _final_status(report, deadline_reason)
-    return PortfolioOutcome(status, report, [stats[s.name] for s in specs], round(time.monotonic() - searching_since, 3))
+    return PortfolioOutcome(
+        status, report, [stats[s.name] for s in specs], round(time.monotonic() - searching_since, 3)
+    )
 
 
 def _failed_to_start(actors: dict[str, Any], timeout: float) -> dict[str, str]:
@@ -162,9 +164,9 @@ def _limit_reached(
 ) -> str | None:
     if now >= deadline:
         return deadline_reason
-    if settings.no_improvement is not None and report.incumbent is not None:
-        if report.seconds_since_improvement >= settings.no_improvement:
-            return "no_improvement"
+    stalled = settings.no_improvement is not None and report.incumbent is not None
+    if stalled and report.seconds_since_improvement >= settings.no_improvement:
+        return "no_improvement"
     return None
 
 

@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal
 
 
@@ -168,7 +169,7 @@ class RoutingProblem:
 
         def distance(a: tuple[float, float], b: tuple[float, float]) -> int:
             exact = math.hypot(a[0] - b[0], a[1] - b[1])
-            return int(exact * scale + 1e-9) if rounding == "dimacs" else int(math.floor(exact + 0.5))
+            return int(exact * scale + 1e-9) if rounding == "dimacs" else math.floor(exact + 0.5)
 
         matrix = tuple(tuple(distance(a, b) for b in points) for a in points)
         return cls(
@@ -239,7 +240,7 @@ def route_cost(problem: RoutingProblem, plan: RoutePlan) -> int:
     total = 0
     for route in plan.routes:
         path = (0, *route, 0)
-        total += sum(problem.distances[a][b] for a, b in zip(path, path[1:]))
+        total += sum(problem.distances[a][b] for a, b in pairwise(path))
     return total
 
 

@@ -59,14 +59,19 @@ def read_jobshop(path: str | Path, best_known: float | None = None) -> JobShopPr
         jobs = [list(zip(r[0::2], r[1::2], strict=True)) for r in body[:num_jobs]]
     elif len(body) >= 2 * num_jobs and all(len(r) == num_machines for r in body[: 2 * num_jobs]):
         durations, machines = body[:num_jobs], body[num_jobs : 2 * num_jobs]
-        jobs = [[(m - 1, d) for m, d in zip(ms, ds, strict=True)] for ms, ds in zip(machines, durations, strict=True)]
+        jobs = [
+            [(m - 1, d) for m, d in zip(ms, ds, strict=True)]
+            for ms, ds in zip(machines, durations, strict=True)
+        ]
     else:
         raise ProblemError(
             f"{path}: not a job-shop file: expected {num_jobs} lines of {2 * num_machines} numbers "
             f"(JSPLIB) or {2 * num_jobs} lines of {num_machines} (Taillard)"
         )
     name = path.stem
-    return JobShopProblem(name=name, jobs=tuple(tuple(j) for j in jobs), best_known=best_known or jobshop_best_known(path))
+    return JobShopProblem(
+        name=name, jobs=tuple(tuple(j) for j in jobs), best_known=best_known or jobshop_best_known(path)
+    )
 
 
 def jobshop_best_known(path: Path) -> float | None:
@@ -92,8 +97,10 @@ def read_vrplib(path: str | Path, *, time_windows: bool, best_known: float | Non
     path = Path(path)
     try:
         instance = vrplib.read_instance(str(path), instance_format="solomon" if time_windows else "vrplib")
-    except Exception as exc:  # vrplib raises assorted errors on malformed text
-        raise ProblemError(f"{path}: not a valid {'Solomon' if time_windows else 'VRPLIB'} file: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - vrplib raises assorted errors on malformed text
+        raise ProblemError(
+            f"{path}: not a valid {'Solomon' if time_windows else 'VRPLIB'} file: {exc}"
+        ) from None
     for key in ("demand", "capacity"):
         if key not in instance:
             raise ProblemError(f"{path}: missing {key.upper()} section")
@@ -118,16 +125,22 @@ def read_vrplib(path: str | Path, *, time_windows: bool, best_known: float | Non
             **common,
         )
     if weight_type == "EUC_2D" and "node_coord" in instance:
-        return RoutingProblem.from_coordinates(coordinates=instance["node_coord"].tolist(), rounding="round", **common)
+        return RoutingProblem.from_coordinates(
+            coordinates=instance["node_coord"].tolist(), rounding="round", **common
+        )
     if weight_type == "EXPLICIT" and "edge_weight" in instance:
         matrix = instance["edge_weight"]
-        coordinates = instance["node_coord"].tolist() if "node_coord" in instance else layout_from_distances(matrix)
+        coordinates = (
+            instance["node_coord"].tolist() if "node_coord" in instance else layout_from_distances(matrix)
+        )
         return RoutingProblem(
             coordinates=tuple(map(tuple, coordinates)),
-            distances=tuple(tuple(int(round(v)) for v in row) for row in matrix.tolist()),
+            distances=tuple(tuple(round(v) for v in row) for row in matrix.tolist()),
             **common,
         )
-    raise ProblemError(f"{path}: EDGE_WEIGHT_TYPE: expected EUC_2D with coordinates or EXPLICIT, got {weight_type}")
+    raise ProblemError(
+        f"{path}: EDGE_WEIGHT_TYPE: expected EUC_2D with coordinates or EXPLICIT, got {weight_type}"
+    )
 
 
 def layout_from_distances(matrix: Any) -> list[list[float]]:

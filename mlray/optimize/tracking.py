@@ -15,17 +15,27 @@ def log_result(mlflow_config: MlflowConfig, result: OptimizationResult, params: 
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_config.tracking_uri)
     experiment = client.get_experiment_by_name(mlflow_config.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(mlflow_config.experiment)
+    experiment_id = (
+        experiment.experiment_id if experiment else client.create_experiment(mlflow_config.experiment)
+    )
     run = client.create_run(experiment_id, run_name=result.run_name, tags={"mlray.job": "optimize"})
     run_id = run.info.run_id
     start_ms = run.info.start_time
     for name, value in params.items():
         client.log_param(run_id, name, str(value)[:500])
     for step, point in enumerate(result.history):
-        client.log_metric(run_id, "incumbent", point["objective"], timestamp=start_ms + int(point["time"] * 1000), step=step)
+        client.log_metric(
+            run_id, "incumbent", point["objective"], timestamp=start_ms + int(point["time"] * 1000), step=step
+        )
     for step, point in enumerate(result.bound_history):
-        client.log_metric(run_id, "bound", point["bound"], timestamp=start_ms + int(point["time"] * 1000), step=step)
-    finals = {"objective": result.objective, "best_bound": result.best_bound, "gap_to_best_known": result.gap()}
+        client.log_metric(
+            run_id, "bound", point["bound"], timestamp=start_ms + int(point["time"] * 1000), step=step
+        )
+    finals = {
+        "objective": result.objective,
+        "best_bound": result.best_bound,
+        "gap_to_best_known": result.gap(),
+    }
     for name, value in finals.items():
         if value is not None:
             client.log_metric(run_id, name, value)

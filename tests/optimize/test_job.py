@@ -26,15 +26,34 @@ def summary_line(output: str) -> dict:
 def test_ray_job_submit_solves_ft06_and_prints_a_json_summary(ray_cluster, instance, tmp_path):
     path = instance("jsp/ft06")
     command = [
-        str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", ray_cluster.dashboard_url,
-        "--working-dir", str(PROJECT_ROOT), "--",
-        sys.executable, "-m", "jobs.optimize", "--config", "configs/or_tools.yaml",
-        "--set", f"problem.path={path}", "--set", "solver.time_limit=20",
-        "--set", f"storage.uri={tmp_path / 'storage'}", "--set", f"output.dir={tmp_path / 'out'}",
-        "--set", "mlflow.enabled=false",
+        str(Path(sys.executable).parent / "ray"),
+        "job",
+        "submit",
+        "--address",
+        ray_cluster.dashboard_url,
+        "--working-dir",
+        str(PROJECT_ROOT),
+        "--",
+        sys.executable,
+        "-m",
+        "jobs.optimize",
+        "--config",
+        "configs/or_tools.yaml",
+        "--set",
+        f"problem.path={path}",
+        "--set",
+        "solver.time_limit=20",
+        "--set",
+        f"storage.uri={tmp_path / 'storage'}",
+        "--set",
+        f"output.dir={tmp_path / 'out'}",
+        "--set",
+        "mlflow.enabled=false",
     ]
     for _ in range(SUBMIT_ATTEMPTS):
-        result = subprocess.run(command, capture_output=True, text=True, env=client_env(), timeout=300)
+        result = subprocess.run(
+            command, check=False, capture_output=True, text=True, env=client_env(), timeout=300
+        )
         if "No available agent to submit job" not in result.stderr:
             break
         time.sleep(3)  # the dashboard agent of a freshly started cluster is not up yet: ask again
@@ -49,8 +68,20 @@ def test_malformed_problem_file_fails_with_a_summary_before_any_solve(tmp_path):
     bad = tmp_path / "bad.vrp"
     bad.write_text("NAME : bad\nDIMENSION : 3\nCAPACITY : -\n")
     result = subprocess.run(
-        [sys.executable, "-m", "jobs.optimize", "--config", "configs/or_tools.yaml", "--set", f"problem.path={bad}"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "jobs.optimize",
+            "--config",
+            "configs/or_tools.yaml",
+            "--set",
+            f"problem.path={bad}",
+        ],
+        check=False,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     summary = summary_line(result.stdout)

@@ -18,7 +18,13 @@ from mlray.optimize import (
 )
 from mlray.optimize.problems import makespan, route_cost
 
-ROUTING_WITH_SOLUTIONS = ["cvrp/A-n32-k5.vrp", "cvrp/E-n13-k4.vrp", "cvrp/X-n101-k25.vrp", "vrptw/C101.txt", "vrptw/R101.txt"]
+ROUTING_WITH_SOLUTIONS = [
+    "cvrp/A-n32-k5.vrp",
+    "cvrp/E-n13-k4.vrp",
+    "cvrp/X-n101-k25.vrp",
+    "vrptw/C101.txt",
+    "vrptw/R101.txt",
+]
 
 
 def best_known_plan(path) -> RoutePlan:
@@ -69,7 +75,9 @@ def test_jobshop_checker_accepts_a_valid_schedule_and_rejects_broken_ones(instan
     assert makespan(problem, schedule) == problem.horizon
     starts = [list(s) for s in schedule.starts]
     starts[0][1] = starts[0][0]  # second operation before the first ends
-    assert any("before op 0 ends" in v for v in check_solution(problem, JobShopSchedule(tuple(map(tuple, starts)))))
+    assert any(
+        "before op 0 ends" in v for v in check_solution(problem, JobShopSchedule(tuple(map(tuple, starts))))
+    )
     starts = [list(s) for s in schedule.starts]
     machine = problem.jobs[1][0][0]
     clash = next(o for o, (m, _) in enumerate(problem.jobs[0]) if m == machine)
@@ -106,7 +114,9 @@ def test_negative_duration_fails_naming_the_operation():
 def test_malformed_files_fail_before_solving(tmp_path, make_config, name, text, expected):
     path = tmp_path / name
     path.write_text(text)
-    optimizer = RoutingOptimizer(make_config()) if name.endswith(".vrp") else SchedulingOptimizer(make_config())
+    optimizer = (
+        RoutingOptimizer(make_config()) if name.endswith(".vrp") else SchedulingOptimizer(make_config())
+    )
     with pytest.raises(ProblemError, match=expected):
         optimizer.parallel_solve(path)  # raises while reading: no Ray cluster is touched
 

@@ -45,9 +45,13 @@ def test_killed_arms_are_restarted_or_dropped_and_the_solve_goes_on(ray_cluster,
         **{"solver.num_actors": 3, "solver.max_restarts": 1, "solver.time_limit": 12, "output.plots": False},
     )
     outcome = {}
-    solver = threading.Thread(target=lambda: outcome.update(result=SchedulingOptimizer(config).parallel_solve(problem)))
+    solver = threading.Thread(
+        target=lambda: outcome.update(result=SchedulingOptimizer(config).parallel_solve(problem))
+    )
     solver.start()
-    arms = wait_for(lambda: len(live_arm_actors("kill-arms")) == 3 and live_arm_actors("kill-arms"), 120, "3 arms")
+    arms = wait_for(
+        lambda: len(live_arm_actors("kill-arms")) == 3 and live_arm_actors("kill-arms"), 120, "3 arms"
+    )
     wait_for(lambda: checkpoint_file(config).exists(), 60, "a first incumbent")
     ray.kill(ray.get_actor(arms["cp_sat-0"]), no_restart=False)  # Ray restarts it, run() is retried
     ray.kill(ray.get_actor(arms["cp_sat-1"]), no_restart=True)  # gone for good
@@ -64,23 +68,44 @@ def test_killed_driver_resumes_from_the_checkpointed_incumbent(ray_cluster, inst
     path = instance("jsp/ft20")
     config = make_config(run_name="resume-me", **{"checkpoint.interval": 0.0})
     command = [
-        sys.executable, "-m", "jobs.optimize", "--config", "configs/or_tools.yaml",
-        "--set", f"problem.path={path}", "--set", f"run_name={config.run_name}",
-        "--set", f"storage.uri={config.storage.uri}", "--set", f"output.dir={config.output.dir}",
-        "--set", "mlflow.enabled=false", "--set", "solver.time_limit=120",
+        sys.executable,
+        "-m",
+        "jobs.optimize",
+        "--config",
+        "configs/or_tools.yaml",
+        "--set",
+        f"problem.path={path}",
+        "--set",
+        f"run_name={config.run_name}",
+        "--set",
+        f"storage.uri={config.storage.uri}",
+        "--set",
+        f"output.dir={config.output.dir}",
+        "--set",
+        "mlflow.enabled=false",
+        "--set",
+        "solver.time_limit=120",
     ]
     env = client_env()
     env["RAY_ADDRESS"] = ray_cluster.gcs_address
-    driver = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    driver = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         wait_for(lambda: checkpoint_file(config).exists(), 120, "the first checkpoint")
     finally:
         driver.kill()  # SIGKILL: no cleanup, like a lost spot node
         driver.wait(timeout=30)
     checkpointed = json.loads(checkpoint_file(config).read_text())["objective"]
-    resumed = SchedulingOptimizer(config.model_copy(update={"solver": config.solver.model_copy(update={"time_limit": 2})}))
+    resumed = SchedulingOptimizer(
+        config.model_copy(update={"solver": config.solver.model_copy(update={"time_limit": 2})})
+    )
     result = resumed.parallel_solve(read_problem(path))
     assert result.resumed_from == checkpointed
-    assert result.history[0] == {"time": result.history[0]["time"], "objective": checkpointed, "arm": "checkpoint"}
+    assert result.history[0] == {
+        "time": result.history[0]["time"],
+        "objective": checkpointed,
+        "arm": "checkpoint",
+    }
     assert result.objective <= checkpointed
     assert result.feasible

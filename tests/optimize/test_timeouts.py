@@ -48,7 +48,9 @@ def test_no_improvement(ray_cluster, ft10, make_config):
 
 
 def test_iteration_limit_ends_rounds_not_the_solve(ray_cluster, ft10, make_config):
-    config = make_config(**{"solver.arms": ONE_ARM, "solver.time_limit": 4, "timeouts.iteration": 1, "output.plots": False})
+    config = make_config(
+        **{"solver.arms": ONE_ARM, "solver.time_limit": 4, "timeouts.iteration": 1, "output.plots": False}
+    )
     result = solve(ft10, config)
     solo = result.arm_stats[0]
     assert result.status == "time_limit"

@@ -162,7 +162,9 @@ class Arm(ABC):
         self.cpus = cpus
 
     @abstractmethod
-    def solve_round(self, start: Incumbent | None, time_limit: float, link: StoreLink, round_index: int) -> RoundResult:
+    def solve_round(
+        self, start: Incumbent | None, time_limit: float, link: StoreLink, round_index: int
+    ) -> RoundResult:
         """Search, calling ``link.publish`` for improving solutions and returning when
         ``link.should_stop_round()`` turns true or the time is up."""
 
@@ -170,10 +172,12 @@ class Arm(ABC):
 def arm_class_of(spec: ArmSpec) -> type[Arm]:
     path = ARM_KINDS.get(spec.kind, spec.kind)
     if ":" not in path:
-        raise ValueError(f"arm {spec.name}: kind: expected one of {sorted(ARM_KINDS)} or 'pkg.module:Class', got {spec.kind!r}")
+        raise ValueError(
+            f"arm {spec.name}: kind: expected one of {sorted(ARM_KINDS)} or 'pkg.module:Class', got {spec.kind!r}"
+        )
     arm_class = import_object(path)
     if not (isinstance(arm_class, type) and issubclass(arm_class, Arm)):
-        raise ValueError(f"arm {spec.name}: kind {spec.kind!r} does not name an Arm subclass")
+        raise TypeError(f"arm {spec.name}: kind {spec.kind!r} does not name an Arm subclass")
     return arm_class
 
 

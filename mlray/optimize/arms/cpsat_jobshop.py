@@ -71,7 +71,9 @@ class CpSatJobShopArm(Arm):
             for o, (machine, duration) in enumerate(job):
                 start = model.new_int_var(0, horizon, f"s{j}_{o}")
                 end = model.new_int_var(0, horizon, f"e{j}_{o}")
-                by_machine.setdefault(machine, []).append(model.new_interval_var(start, duration, end, f"i{j}_{o}"))
+                by_machine.setdefault(machine, []).append(
+                    model.new_interval_var(start, duration, end, f"i{j}_{o}")
+                )
                 if previous_end is not None:
                     model.add(start >= previous_end)
                 previous_end = end
@@ -88,7 +90,9 @@ class CpSatJobShopArm(Arm):
         model.add_decision_strategy(flat, cp_model.CHOOSE_LOWEST_MIN, cp_model.SELECT_MIN_VALUE)
         self.model = model
 
-    def solve_round(self, start: Incumbent | None, time_limit: float, link: StoreLink, round_index: int) -> RoundResult:
+    def solve_round(
+        self, start: Incumbent | None, time_limit: float, link: StoreLink, round_index: int
+    ) -> RoundResult:
         if start is not None:
             self.model.add(self.makespan <= start.objective - 1)
             self.model.clear_hints()

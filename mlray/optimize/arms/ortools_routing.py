@@ -110,7 +110,9 @@ class OrToolsRoutingArm(Arm):
             self.interrupted = True
         return self.interrupted
 
-    def solve_round(self, start: Incumbent | None, time_limit: float, link: StoreLink, round_index: int) -> RoundResult:
+    def solve_round(
+        self, start: Incumbent | None, time_limit: float, link: StoreLink, round_index: int
+    ) -> RoundResult:
         plan = None if start is None else RoutePlan.from_payload(start.payload)
         if plan is not None and len(plan.routes) > self.fleet:
             self._build(fleet_size(self.problem, len(plan.routes)))  # type: ignore[arg-type]

@@ -76,13 +76,17 @@ class PyVrpArm(Arm):
         self.data = problem_data(problem)
         self.ils_options: dict[str, Any] = dict(spec.options)
 
-    def solve_round(self, start: Incumbent | None, time_limit: float, link: StoreLink, round_index: int) -> RoundResult:
+    def solve_round(
+        self, start: Incumbent | None, time_limit: float, link: StoreLink, round_index: int
+    ) -> RoundResult:
         initial = None
         if start is not None:
             plan = RoutePlan.from_payload(start.payload)
             initial = pyvrp.Solution(self.data, [[node - 1 for node in route] for route in plan.routes])
         stop = _RoundStop(link, time_limit)
-        params = pyvrp.SolveParams(ils=IteratedLocalSearchParams(callbacks=_Publisher(link), **self.ils_options))
+        params = pyvrp.SolveParams(
+            ils=IteratedLocalSearchParams(callbacks=_Publisher(link), **self.ils_options)
+        )
         result = pyvrp.solve(
             self.data,
             stop,
