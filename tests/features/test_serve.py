@@ -100,7 +100,10 @@ def test_entity_key_requests_get_the_predictions_of_full_vector_requests(client,
 
 
 @pytest.mark.slow
-def test_unknown_entities_get_the_configured_4xx(client):
+def test_unknown_entities_get_the_configured_4xx_and_missing_request_fields_a_422(client):
     response = client.post("/v1/predict", json={"instances": [{"driver_id": 4242, "trip_distance_km": 1.0}]})
     assert response.status_code == 404
     assert "driver_id=4242" in response.json()["detail"]
+    incomplete = client.post("/v1/predict", json={"instances": [{"driver_id": 1002}]})
+    assert incomplete.status_code == 422
+    assert "trip_distance_km" in incomplete.text
