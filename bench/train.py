@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,6 @@ def epochs_logged(mlflow_uri: str, run_name: str) -> int:
 
 def kill_to_resume(config, dashboard_url: str) -> float:
     """Seconds from SIGKILL of a worker to the restarted workers resuming from the checkpoint."""
-    import threading
-
     from mlflow.tracking import MlflowClient
     from ray.util.state import list_actors
 
@@ -170,10 +169,18 @@ def sigterm_to_checkpoint(config, tmp: Path, gcs_address: str) -> tuple[float, f
     env = {**os.environ, "RAY_ADDRESS": gcs_address, "RAY_AUTH_MODE": "token"}
     job = subprocess.Popen([sys.executable, "-m", "jobs.train", "--config", str(config_path)], cwd=PROJECT_ROOT,
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert job.stdout is not None
-    for line in job.stdout:
-        if "epoch 1/" in line:
-            break
+    started = threading.Event()
+
+    def drain() -> None:  # keep reading, or a full pipe would stall the job
+        assert job.stdout is not None
+        for line in job.stdout:
+            if "epoch 1/" in line:
+                started.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not started.wait(300):
+        job.kill()
+        raise RuntimeError("the spot job never reached epoch 1")
     storage = Storage(config.storage.uri).child(config.run_name)
     signalled = time.time()
     job.send_signal(signal.SIGTERM)
@@ -184,7 +191,7 @@ def sigterm_to_checkpoint(config, tmp: Path, gcs_address: str) -> tuple[float, f
     while not durable():
         time.sleep(0.02)  # poll interval
     checkpointed = time.time() - signalled
-    job.communicate(timeout=120)
+    job.wait(timeout=120)
     return checkpointed, time.time() - signalled
 
 

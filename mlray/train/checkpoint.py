@@ -132,4 +132,6 @@ def first_valid(candidates: Iterable[tuple[str, Any]], rank: int) -> LoadedCheck
             skipped.append(name)
             continue
         return LoadedCheckpoint(name=name, state=state, rng=rng, skipped=skipped)
+    if skipped:
+        log.warning("none of the %d checkpoints loads: starting from scratch", len(skipped))
     return None

@@ -211,17 +211,17 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
             "epoch_time_s": time.time() - deadlines.epoch_started,
             "status": (stop or StopReason.COMPLETED).value,
         }
+        if rank == 0:  # before reporting: a Tune scheduler may end the trial inside report()
+            log.info("epoch %d/%d %s", epoch, training.num_epochs,
+                     " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+            if on_epoch is not None:
+                on_epoch(metrics)
         final = stop is not None or epoch == training.num_epochs
         periodic = training.checkpointing.enabled and epoch % frequency == 0
         if final or periodic or notice:
             report_with_checkpoint(session, metrics, training_state(parts, completed_epoch, tracker, early, best_model))
         else:
             session.report(metrics, None, None)
-        if rank == 0:
-            log.info("epoch %d/%d %s", epoch, training.num_epochs,
-                     " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
-            if on_epoch is not None:
-                on_epoch(metrics)
         last = metrics
         if stop is not None:
             if rank == 0:

@@ -207,12 +207,11 @@ def sibling_checkpoints(latest: Any) -> Iterator[tuple[str, Any]]:
 
     yield posixpath.basename(latest.path), latest
     parent = posixpath.dirname(latest.path.rstrip("/"))
-    infos = latest.filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
-    others = [
-        (epoch_of(info.base_name), info.path)
-        for info in infos
-        if info.type == pafs.FileType.Directory and info.path.rstrip("/") != latest.path.rstrip("/")
-    ]
+    # Recursive: GCS has no real folders, and a non-recursive listing on it can come back empty.
+    infos = latest.filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True, recursive=True))
+    names = {posixpath.relpath(info.path, parent).split("/")[0] for info in infos}
+    names.discard(posixpath.basename(latest.path.rstrip("/")))
+    others = [(epoch_of(name), posixpath.join(parent, name)) for name in names]
     for _, path in sorted(((e, p) for e, p in others if e is not None), reverse=True):
         yield posixpath.basename(path), Checkpoint(path=path, filesystem=latest.filesystem)
 

@@ -58,9 +58,12 @@ def tune_trial(params: dict[str, Any], base: TrainingJobConfig, data: PreparedDa
     try:
         train_loop(settings, data, TuneSession(torch.device("cpu")), on_epoch)
         status = "FINISHED"
+    except SystemExit:  # how Tune ends a trial its scheduler stopped, inside report()
+        status = "KILLED"
+        raise
     finally:
         if client is not None and run_id is not None:
-            client.set_terminated(run_id, status=status)  # ASHA stopping a trial ends up here as KILLED-like
+            client.set_terminated(run_id, status=status)
 
 
 def run_tuning(config: TuneJobConfig) -> dict[str, Any]:
@@ -125,6 +128,10 @@ def run_tuning(config: TuneJobConfig) -> dict[str, Any]:
     }
     if parent_run_id is not None:
         client = tracking.MlflowClient(tracking_uri)
+        # Trials ASHA stopped never returned to close their runs.
+        for child in client.search_runs([experiment_id], filter_string=(
+                f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'")):
+            client.set_terminated(child.info.run_id, status="KILLED")
         for key, value in best.config.items():
             client.set_tag(parent_run_id, f"best.{key}", str(value))
         client.log_metric(parent_run_id, f"best_{monitor.metric}", float(best.metrics[monitor.metric]))

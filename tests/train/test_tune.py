@@ -62,3 +62,4 @@ def test_asha_search_with_four_trials_reports_the_best(ray_cluster, tmp_path, sm
                                   filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 4
     assert all(client.get_metric_history(c.info.run_id, "val_loss") for c in children)
+    assert {c.info.status for c in children} <= {"FINISHED", "KILLED"}
