@@ -14,7 +14,10 @@ from mlray.entrypoint import run_job
 def main(config: FeaturesConfig) -> dict[str, Any]:
     from mlray.features.materialize import materialize_on_ray
 
-    return materialize_on_ray(config)
+    try:
+        return materialize_on_ray(config)
+    except (OSError, ValueError) as exc:  # missing or mismatched sources, store config, unknown views
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import pyarrow.dataset as pads
 from feast import FeatureStore, FeatureView, FileSource
 
 from mlray.config.features import FeaturesConfig
-from mlray.features.store import is_url, prepare_store
+from mlray.features.store import check_sources, definitions, prepare_store, resolved_sources
 from mlray.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,13 @@ def source_rows_between(view: FeatureView, start: datetime, end: datetime) -> in
 
 
 def views_to_materialize(store: FeatureStore, config: FeaturesConfig) -> list[FeatureView]:
+    online = {view.name: view for view in store.list_feature_views() if view.online}
     if config.materialize.views is None:
-        return [view for view in store.list_feature_views() if view.online]
-    return [store.get_feature_view(name) for name in config.materialize.views]
+        return list(online.values())
+    unknown = [name for name in config.materialize.views if name not in online]
+    if unknown:
+        raise ValueError(f"materialize.views: {unknown} are not online feature views (there are {sorted(online)})")
+    return [online[name] for name in config.materialize.views]
 
 
 def materialize(config: FeaturesConfig) -> dict[str, Any]:
@@ -86,10 +90,7 @@ def with_absolute_paths(config: FeaturesConfig) -> FeaturesConfig:
             "state_dir": str(Path(config.repo.state_dir).resolve()) if config.repo.state_dir else None,
         }
     )
-    sources = config.sources
-    if sources.kind == "file" and not is_url(sources.location):
-        sources = sources.model_copy(update={"location": str(Path(sources.location).resolve())})
-    return config.model_copy(update={"repo": repo, "sources": sources})
+    return config.model_copy(update={"repo": repo, "sources": resolved_sources(config.sources)})
 
 
 def materialize_on_ray(config: FeaturesConfig) -> dict[str, Any]:
@@ -99,12 +100,17 @@ def materialize_on_ray(config: FeaturesConfig) -> dict[str, Any]:
 
     from mlray.cluster import init_ray
 
+    config = with_absolute_paths(config)
+    check_sources(definitions(config))  # a bad source fails here, before a cluster is started or joined
     init_ray(config.ray)
     task = ray.remote(num_cpus=1, max_retries=0)(_materialize_from_json).options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False),
         name="materialize_features",
     )
-    return ray.get(task.remote(with_absolute_paths(config).model_dump_json()))
+    try:
+        return ray.get(task.remote(config.model_dump_json()))
+    except ray.exceptions.RayTaskError as exc:
+        raise exc.cause from None  # the task's own error (FeatureSourceError, Feast's), not Ray's wrapper
 
 
 def _materialize_from_json(config_json: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from mlray.features.materialize import materialize
 from mlray.features.store import open_store
@@ -76,3 +77,10 @@ def test_a_second_materialization_picks_up_only_new_rows(fresh_setup):
     original = latest_at_or_before(stats, first_end)
     np.testing.assert_allclose(online.loc[idle, "conv_rate"].astype(float), original.loc[idle, "conv_rate"].astype(float), rtol=1e-6)
     assert online.loc[idle[0], "conv_rate"] != np.float32(0.999)
+
+
+def test_unknown_views_to_materialize_are_refused_naming_them(fresh_setup):
+    config = fresh_setup.config
+    config.materialize.views = ["driver_hourly_stats", "rider_stats"]
+    with pytest.raises(ValueError, match=r"materialize.views: \['rider_stats'\] are not online feature views"):
+        materialize(config)
