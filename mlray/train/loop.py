@@ -7,7 +7,6 @@ Train, Ray Tune, torchrun and the GPU check.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import tempfile

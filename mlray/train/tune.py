@@ -7,7 +7,6 @@ MLflow child run under one parent run for the search.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -24,7 +23,6 @@ from mlray.train.prepare import PreparedData, model_spec
 from mlray.train.runner import prepare_run
 from mlray.train.session import TuneSession
 
-log = logging.getLogger(__name__)
 
 
 def search_space(dimensions: dict[str, SearchDimension]) -> dict[str, Any]:
