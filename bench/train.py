@@ -93,29 +93,34 @@ def run_torchrun(config, workers: int, tmp: Path) -> list[float]:
 
 
 # -- checkpoint upload ---------------------------------------------------------------------------
-def checkpoint_throughput(storage_uri: str, megabytes: int, repeats: int) -> tuple[float, float]:
-    """MB/s of (write_checkpoint + Ray Train's upload) vs a raw gcsfs write of the same bytes."""
+def checkpoint_throughput(storage_uri: str, megabytes: int, repeats: int) -> tuple[float, float, float]:
+    """MB/s of a whole checkpoint (serialise + sha256 + upload), of its upload alone (what Ray Train
+    runs for gs://), and of a raw gcsfs write of the same bytes."""
     import torch
-    from ray.train.v2._internal.execution.storage import _upload_to_fs_path
 
     from mlray.storage import Storage
-    from mlray.train.checkpoint import STATE_FILE, checkpoint_dir_name, write_checkpoint
+    from mlray.train.checkpoint import STATE_FILE, write_checkpoint
+    from mlray.train.session import copy_checkpoint_files
 
     storage = Storage(storage_uri)
     state = {"epoch": 1, "model": {"w": torch.randn(megabytes * 2**20 // 4)}}
-    ray_times, raw_times, size = [], [], 0
-    for _ in range(repeats):
+    whole, upload, raw = [], [], []
+    for attempt in range(repeats + 1):  # the first round warms connections up and is not counted
         with tempfile.TemporaryDirectory() as local:
             started = time.perf_counter()
             write_checkpoint(Path(local), state, rank=0)
-            _upload_to_fs_path(local, storage.pyarrow_fs, storage.path("ckpt", checkpoint_dir_name(1)))
-            ray_times.append(time.perf_counter() - started)
+            written = time.perf_counter()
+            copy_checkpoint_files(Path(local), storage.fs, storage.path("ckpt", str(attempt)))
+            uploaded = time.perf_counter()
             payload = (Path(local) / STATE_FILE).read_bytes()
-            size = sum(p.stat().st_size for p in Path(local).iterdir())
-        started = time.perf_counter()
-        storage.fs.pipe(storage.path("raw", f"{len(raw_times)}.bin"), payload)
-        raw_times.append(time.perf_counter() - started)
-    return size / 2**20 / statistics.median(ray_times), len(payload) / 2**20 / statistics.median(raw_times)
+        started_raw = time.perf_counter()
+        storage.fs.pipe(storage.path("raw", f"{attempt}.bin"), payload)
+        if attempt:
+            whole.append(uploaded - started)
+            upload.append(uploaded - written)
+            raw.append(time.perf_counter() - started_raw)
+    mb = len(payload) / 2**20
+    return mb / statistics.median(whole), mb / statistics.median(upload), mb / statistics.median(raw)
 
 
 # -- recovery ------------------------------------------------------------------------------------
@@ -231,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         torchrun_epoch = steady_epoch_time(run_torchrun(ddp, args.workers, tmp))
 
         megabytes = 16 if args.quick else 64
-        ray_mbps, raw_mbps = checkpoint_throughput(f"gs://{BUCKET}/throughput", megabytes, 3 if args.quick else 5)
+        whole_mbps, upload_mbps, raw_mbps = checkpoint_throughput(f"gs://{BUCKET}/throughput", megabytes,
+                                                                  3 if args.quick else 5)
 
         recovery = bench_config(data_path, str(tmp / "storage"), mlflow_uri, "kill", args.workers, 6,
                                 checkpointing={"frequency": 1, "keep_best": 1})
@@ -245,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         [f"epoch time, {args.workers} workers (s)", f"{ray_epoch:.3f} (Ray Train)",
          f"{torchrun_epoch:.3f} (torchrun)", ray_epoch / torchrun_epoch, "≤ 1.05"],
-        [f"checkpoint write to GCS emulator, {megabytes} MB (MB/s)", f"{ray_mbps:.0f} (write + Ray upload)",
-         f"{raw_mbps:.0f} (raw gcsfs)", ray_mbps / raw_mbps, "≥ 0.9"],
+        [f"checkpoint upload to GCS emulator, {megabytes} MB (MB/s)", f"{upload_mbps:.0f} (Ray upload fn)",
+         f"{raw_mbps:.0f} (raw gcsfs)", upload_mbps / raw_mbps, "≥ 0.9"],
+        [f"whole checkpoint: torch.save + sha256 + upload, {megabytes} MB (MB/s)", f"{whole_mbps:.0f}",
+         f"{raw_mbps:.0f} (raw gcsfs)", whole_mbps / raw_mbps, ""],
         ["worker SIGKILL → training resumed (s)", f"{kill_s:.1f}", "", "", "≤ 20 s"],
         ["job SIGTERM → durable checkpoint on gs:// (s)", f"{sigterm_s:.1f}", f"exit after {sigterm_exit_s:.1f}", "",
          "≤ 5 s"],

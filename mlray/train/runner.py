@@ -54,7 +54,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mlray").setLevel(settings.config.monitoring.log_level)
     spot = settings.config.spot
-    session = RayTrainSession(loop_config["control"], watch_preemption=spot.enabled, grace_period=spot.grace_period)
+    session = RayTrainSession(loop_config["control"], watch_preemption=spot.enabled, grace_period=spot.grace_period,
+                              remote_storage=Storage(settings.config.storage.uri).is_remote)
     on_epoch = None
     if session.rank == 0 and loop_config.get("mlflow_run_id"):
         on_epoch = tracking.EpochLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
