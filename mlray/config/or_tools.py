@@ -66,7 +66,8 @@ class SolverSection(ConfigModel):
         default=0.2, description="Seconds between an arm's looks at the store."
     )
     handover_interval: NonNegativeFloat = Field(
-        default=1.0, description="A running round is cut for a better outside incumbent at most this often."
+        default=2.0,
+        description="Seconds without own progress after which a round is cut to pick up a better outside incumbent.",
     )
     stop_grace: PositiveFloat = Field(
         default=10.0, description="Seconds an arm gets to stop before it is killed."

@@ -96,6 +96,7 @@ class StoreLink:
         self.improvements = 0
         self.round_best: int | None = None
         self.round_started = time.monotonic()
+        self.last_round_progress = self.round_started
         self.deadline = math.inf  # wall clock (time.time()), so a restarted actor keeps the original end
 
     def refresh(self, force: bool = False) -> None:
@@ -115,12 +116,14 @@ class StoreLink:
         with self._lock:
             self.round_best = None if start is None else start.objective
             self.round_started = time.monotonic()
+            self.last_round_progress = self.round_started
 
     def publish(self, objective: int, payload: dict[str, Any]) -> bool:
         """Offer a solution found by this arm (fire-and-forget) when it beats the arm's own best."""
         with self._lock:
             if self.round_best is None or objective < self.round_best:
                 self.round_best = objective
+                self.last_round_progress = time.monotonic()
             if self.own_best is not None and objective >= self.own_best.objective:
                 return False
             self.own_best = Incumbent(objective, payload, self.arm_name)
@@ -136,7 +139,8 @@ class StoreLink:
 
     def should_stop_round(self) -> bool:
         """Stop the running round: the solve is over, or (when sharing) a better outside
-        incumbent has waited at least ``handover_interval`` to be picked up."""
+        incumbent is waiting and this round has not improved for ``handover_interval`` seconds
+        (cutting a search that is still making progress costs more than it brings)."""
         self.refresh()
         if self.stop_reason is not None or self.past_deadline():
             return True
@@ -144,7 +148,10 @@ class StoreLink:
             return False
         with self._lock:
             outside_better = self.round_best is None or self.global_incumbent.objective < self.round_best
-            return outside_better and time.monotonic() - self.round_started >= self.limits.handover_interval
+            return (
+                outside_better
+                and time.monotonic() - self.last_round_progress >= self.limits.handover_interval
+            )
 
 
 class Arm(ABC):
