@@ -97,7 +97,7 @@ def open_store(config: FeaturesConfig) -> FeatureStore:
     repo = repo_config(config)
     if config.repo.state_dir is not None:
         Path(config.repo.state_dir).mkdir(parents=True, exist_ok=True)
-    return FeatureStore(config=repo)
+    return FeatureStore(repo_path=str(repo.repo_path), config=repo)  # else Feast resolves the registry against the cwd
 
 
 # What the registry adds or re-encodes: creation times and materialized intervals

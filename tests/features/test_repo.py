@@ -130,3 +130,19 @@ def test_airflow_dag_calls_the_same_materialize_function():
     imported = {(node.module, alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
     assert ("mlray.features.materialize", "materialize") in imported
     assert "python_callable=materialize_interval" in source
+
+
+def test_relative_store_paths_resolve_against_the_repository_not_the_working_directory(fresh_setup, tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "feature_store.yaml").write_text(
+        (REPO_PATH / "feature_store.yaml").read_text().replace("../../data/feature_store", "state")
+    )
+    config = fresh_setup.config.model_copy(deep=True)
+    config.repo.path, config.repo.state_dir = str(repo), None
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    prepare_store(config)
+    assert (repo / "state" / "registry.db").is_file()
+    assert not any(elsewhere.iterdir())
