@@ -1,0 +1,336 @@
+"""Online inference throughput and latency: ``python -m bench.serve [--quick]``.
+
+Compares, at concurrency 1, 8 and 64 (one POST /v1/predict with one instance
+per request):
+
+* the model called in-process (the floor; at concurrency c: one call on c rows),
+* a plain FastAPI app on uvicorn, one process, sync handler (the platform's original design; the baseline),
+* the mlray Serve app without batching (``service.mode: sync``),
+* the mlray Serve app with ``@serve.batch``, with Ray's settings one at a time.
+
+Every Serve variant runs on its own fresh 2-CPU Ray cluster in its own process
+(Serve reads its flags at import time). Load comes from ``wrk`` (Debian
+package; installed if missing and we are root) with a Lua body script, in a
+separate process whose CPU time is reported; without wrk a Python asyncio
+generator in a separate process is used instead, and the table says so.
+
+Default model: 4 -> 4096 -> 4096 -> 2 MLP (17 M parameters). One row costs
+about 3.5 ms, a batch of 64 about 0.6 ms per row on one core, so batching has
+something to win (the issue's 64-1024-1024-10 MLP costs 0.25 ms per call, which
+Serve's per-request overhead dwarfs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.report import markdown_table, write_result
+from mlray.serve.schemas import PredictRequest  # module level: FastAPI resolves the handler's annotation here
+
+HIDDEN = (4096, 4096)
+LEVELS = (1, 8, 64)
+FEATURES = ["conv_rate", "acc_rate", "avg_daily_trips", "trip_distance_km"]
+BODY = json.dumps({"instances": [[0.6, 0.8, 11.0, 4.2]]})
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (environment for the Ray cluster, InferenceConfig overrides)
+SERVE_VARIANTS: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
+    "Serve, no batching (sync deployment)": ({}, {"service": {"mode": "sync"}}),
+    "Serve + @serve.batch (defaults)": ({}, {}),
+    "Serve + batch, access log off": ({}, {"service": {"access_log": False}}),
+    "Serve + batch, access log off, RAY_SERVE_THROUGHPUT_OPTIMIZED=1": (
+        {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, {"service": {"access_log": False}}),
+    "Serve + batch, access log off, RAY_SERVE_PROXY_USE_GRPC=1 (proxy->replica gRPC)": (
+        {"RAY_SERVE_PROXY_USE_GRPC": "1"}, {"service": {"access_log": False}}),
+}
+QUICK_VARIANTS = ["Serve, no batching (sync deployment)", "Serve + batch, access log off"]
+
+
+# -- the model ----------------------------------------------------------------------------
+def make_bundle(folder: Path) -> str:
+    import torch
+
+    from mlray.models import ModelSpec, build_mlp, save_bundle
+    from mlray.storage import Storage
+
+    torch.manual_seed(0)
+    kwargs = {"input_dim": len(FEATURES), "output_dim": 2, "hidden": list(HIDDEN)}
+    save_bundle(build_mlp(**kwargs), ModelSpec("mlray.models.mlp:build_mlp", kwargs, FEATURES), Storage(str(folder)), "v1")
+    return str(folder / "v1")
+
+
+def in_process(bundle: str, duration_s: float) -> list[dict[str, Any]]:
+    import torch
+
+    from mlray.serve.versions import load_model_version
+
+    torch.set_num_threads(1)  # what a 1-CPU Serve replica gets
+    model = load_model_version("v1", bundle)
+    results = []
+    for level in LEVELS:
+        rows = torch.tensor([[0.6, 0.8, 11.0, 4.2]] * level)
+        latencies = []
+        deadline = time.perf_counter() + duration_s / 2
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            model.predict(rows)
+            latencies.append((time.perf_counter() - started) * 1000)
+        latencies.sort()
+        results.append({"concurrency": level, "rps": level * len(latencies) / sum(latencies) * 1000,
+                        "p50_ms": latencies[len(latencies) // 2], "p99_ms": latencies[int(len(latencies) * 0.99)],
+                        "errors": 0, "generator_cpu_pct": 0.0})
+    return results
+
+
+# -- load generation ------------------------------------------------------------------------
+def ensure_wrk() -> str | None:
+    if shutil.which("wrk"):
+        return shutil.which("wrk")
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "wrk"], capture_output=True, timeout=300)
+    return shutil.which("wrk")
+
+
+WRK_SCRIPT = """wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(wrk: str, url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % BODY)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    output = subprocess.run(
+        [wrk, "-t1", f"-c{concurrency}", f"-d{int(duration_s)}s", "--latency", "-s", script.name, url],
+        capture_output=True, text=True, timeout=duration_s + 60,
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    os.unlink(script.name)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if "Requests/sec" not in output:
+        raise RuntimeError(f"wrk against {url} gave no result:\n{output}")
+    percentiles = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)", output, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "concurrency": concurrency,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": _ms(percentiles["50"]),
+        "p99_ms": _ms(percentiles["99"]),
+        "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket.groups())) if socket else 0),
+        "generator_cpu_pct": 100 * cpu_s / duration_s,
+    }
+
+
+async def _python_load(url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
+    """Keep-alive HTTP/1.1 over raw asyncio streams: far cheaper per request than an HTTP client library."""
+    host, port = re.match(r"http://([^:/]+):(\d+)", url).groups()
+    request = (f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(BODY)}\r\n\r\n{BODY}").encode()
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + duration_s
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            writer.write(request)
+            status = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            latencies.append((time.perf_counter() - started) * 1000)
+            errors += b" 200 " not in status
+        writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    latencies.sort()
+    return {"concurrency": concurrency, "rps": len(latencies) / duration_s, "p50_ms": latencies[len(latencies) // 2],
+            "p99_ms": latencies[int(len(latencies) * 0.99)], "errors": errors}
+
+
+def run_python_load(url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    code = (f"import asyncio, json; from bench.serve import _python_load; "
+            f"print(json.dumps(asyncio.run(_python_load({url!r}, {concurrency}, {duration_s}))))")
+    output = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = json.loads(output.strip().splitlines()[-1])
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {**result, "generator_cpu_pct": 100 * cpu_s / duration_s}
+
+
+def measure(url: str, duration_s: float) -> list[dict[str, Any]]:
+    wrk = ensure_wrk()
+    run_one = (lambda c: run_wrk(wrk, url, c, duration_s)) if wrk else (lambda c: run_python_load(url, c, duration_s))
+    run_one(8)  # warm-up: first requests load code paths and fill caches
+    return [run_one(level) for level in LEVELS]
+
+
+def wait_ready(url: str, timeout_s: float = 120) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.post(url, content=BODY, headers={"content-type": "application/json"}, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {timeout_s} s")
+
+
+# -- servers (each in its own process) ----------------------------------------------------------
+def fastapi_app(bundle: str):  # noqa: ANN201 - a FastAPI app
+    from fastapi import FastAPI
+
+    from mlray.serve.versions import load_model_version
+
+    import torch
+
+    model = load_model_version("v1", bundle)
+    app = FastAPI()
+
+    @app.post("/v1/predict")
+    def predict(body: PredictRequest) -> dict[str, Any]:
+        return {"predictions": model.predict(torch.tensor(body.instances, dtype=torch.float32)), "model_version": "v1"}
+
+    return app
+
+
+def serve_fastapi(bundle: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(fastapi_app(bundle), host="127.0.0.1", port=port, log_level="warning")
+
+
+def serve_variant(name: str, bundle: str, duration_s: float) -> list[dict[str, Any]]:
+    """Runs inside a fresh process whose environment carries the variant's Serve flags."""
+    import httpx
+    import ray
+    from ray import serve
+
+    from mlray.config.inference import InferenceConfig
+    from mlray.serve.app import build_application
+    from mlray.storage.emulator import free_port
+
+    _, overrides = SERVE_VARIANTS[name]
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    config = {
+        "service": {"min_workers": 1, "max_workers": 1, "batch_size": 64, "max_ongoing_requests": 256,
+                    "batch_wait_timeout_s": 0.002, **overrides.get("service", {})},
+        "models": {"versions": {"v1": bundle}},
+        "auth": {"api_keys_file": None},
+    }
+    serve.run(build_application(InferenceConfig.model_validate(config)), name="bench", route_prefix="/")
+    url = f"http://127.0.0.1:{port}/v1/predict"
+    try:
+        wait_ready(url, timeout_s=20)
+    except RuntimeError:
+        # Direct ingress: the replica serves HTTP itself on a port from 30000 up, no proxy.
+        for candidate in range(30000, 30010):
+            try:
+                if httpx.get(f"http://127.0.0.1:{candidate}/healthz", timeout=1).status_code == 200:
+                    url = f"http://127.0.0.1:{candidate}/v1/predict"
+                    break
+            except httpx.HTTPError:
+                continue
+        wait_ready(url)
+    try:
+        return measure(url, duration_s)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def in_subprocess(function: str, *args: Any, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    code = (f"import json; from bench.serve import {function}; "
+            f"print('RESULT ' + json.dumps({function}(*{list(args)!r})))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})}, timeout=900)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise RuntimeError(f"{function}{args} failed:\n{result.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def fastapi_baseline(bundle: str, duration_s: float) -> list[dict[str, Any]]:
+    from mlray.storage.emulator import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", f"from bench.serve import serve_fastapi; serve_fastapi({bundle!r}, {port})"],
+                              cwd=PROJECT_ROOT)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/predict"
+        wait_ready(url)
+        return measure(url, duration_s)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.serve")
+    parser.add_argument("--quick", action="store_true", help="3 s per level, two Serve variants")
+    args = parser.parse_args(argv)
+    duration_s = 3.0 if args.quick else 8.0
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    load_before = f"{os.getloadavg()[0]:.1f}"
+    generator = "wrk -t1 (separate process)" if ensure_wrk() else "Python asyncio raw-HTTP generator (separate process)"
+    with tempfile.TemporaryDirectory() as folder:
+        bundle = make_bundle(Path(folder))
+        results: dict[str, list[dict[str, Any]]] = {"model in-process (floor; c rows per call)": in_process(bundle, duration_s)}
+        results["plain FastAPI + uvicorn, 1 process (baseline)"] = fastapi_baseline(bundle, duration_s)
+        for name in QUICK_VARIANTS if args.quick else SERVE_VARIANTS:
+            flags, _ = SERVE_VARIANTS[name]
+            print(f"running: {name}", flush=True)
+            results[name] = in_subprocess("serve_variant", name, bundle, duration_s, env=flags)
+    baseline = {r["concurrency"]: r for r in results["plain FastAPI + uvicorn, 1 process (baseline)"]}
+    rows = []
+    for name, measured in results.items():
+        for r in measured:
+            base = baseline[r["concurrency"]]
+            rows.append([name, r["concurrency"], round(r["rps"], 1), round(r["rps"] / base["rps"], 2),
+                         round(r["p50_ms"], 2), round(r["p50_ms"] - base["p50_ms"], 2), round(r["p99_ms"], 2),
+                         r["errors"], round(r["generator_cpu_pct"], 1)])
+    table = markdown_table(
+        ["setup", "concurrency", "req/s", "× FastAPI", "p50 ms", "p50 − FastAPI ms", "p99 ms", "errors",
+         "generator CPU %"],
+        rows,
+    )
+    notes = (f"Load average before/after: {load_before} / {os.getloadavg()[0]:.1f} (other work on the machine skews all rows). "
+             f"Load generator: {generator}; {duration_s:.0f} s per level after an 8-connection warm-up. "
+             f"Model: MLP 4→{'→'.join(map(str, HIDDEN))}→2, one instance per request. "
+             "Serve: 1 replica (1 CPU), max_ongoing_requests 256, max_batch_size 64, batch_wait_timeout_s 0.002, "
+             "on a fresh 2-CPU Ray cluster per row group; load generator, proxy and replica share the same 2 cores.")
+    write_result("serve", "Online inference: Ray Serve vs plain FastAPI", table, notes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
