@@ -51,7 +51,7 @@ def submit(dashboard_url: str, *entrypoint: str) -> subprocess.CompletedProcess[
         str(Path(sys.executable).with_name("ray")), "job", "submit",
         "--address", dashboard_url, "--working-dir", str(PROJECT_ROOT), "--", *entrypoint,
     ]  # fmt: skip
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 30
     while True:
         result = subprocess.run(command, capture_output=True, text=True, env=client_env(), timeout=300)
         if NO_AGENT not in result.stderr:
