@@ -28,9 +28,11 @@ def wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def live_arm_actors(run_name: str) -> dict[str, str]:
+def live_arm_actors(dashboard_url: str, run_name: str) -> dict[str, str]:
     """Arm name -> Ray actor name, for the ALIVE arm actors of one run."""
-    actors = list_actors(filters=[("class_name", "=", "ArmActor"), ("state", "=", "ALIVE")], detail=True)
+    alive = [("class_name", "=", "ArmActor"), ("state", "=", "ALIVE")]
+    # An explicit address: "auto" fails when other Ray clusters run on the same machine.
+    actors = list_actors(address=dashboard_url, filters=alive, detail=True)
     return {a.name.split(".")[1]: a.name for a in actors if a.name and a.name.startswith(f"{run_name}.")}
 
 
@@ -44,13 +46,16 @@ def test_killed_arms_are_restarted_or_dropped_and_the_solve_goes_on(ray_cluster,
         run_name="kill-arms",
         **{"solver.num_actors": 3, "solver.max_restarts": 1, "solver.time_limit": 12, "output.plots": False},
     )
+    url = ray_cluster.dashboard_url
     outcome = {}
     solver = threading.Thread(
         target=lambda: outcome.update(result=SchedulingOptimizer(config).parallel_solve(problem))
     )
     solver.start()
     arms = wait_for(
-        lambda: len(live_arm_actors("kill-arms")) == 3 and live_arm_actors("kill-arms"), 120, "3 arms"
+        lambda: len(live_arm_actors(url, "kill-arms")) == 3 and live_arm_actors(url, "kill-arms"),
+        120,
+        "3 arms",
     )
     wait_for(lambda: checkpoint_file(config).exists(), 60, "a first incumbent")
     ray.kill(ray.get_actor(arms["cp_sat-0"]), no_restart=False)  # Ray restarts it, run() is retried
