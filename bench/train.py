@@ -124,15 +124,14 @@ def checkpoint_throughput(storage_uri: str, megabytes: int, repeats: int) -> tup
 
 
 # -- recovery ------------------------------------------------------------------------------------
-def epochs_logged(mlflow_uri: str, run_name: str) -> int:
-    from mlflow.tracking import MlflowClient
+def registered_checkpoints(config) -> str:
+    """The Ray Train controller's checkpoint snapshot of the run ('' before it exists)."""
+    from ray.train.v2._internal.constants import CHECKPOINT_MANAGER_SNAPSHOT_FILENAME
 
-    from mlray.train.tracking import RUN_NAME_TAG
+    from mlray.storage import Storage
 
-    client = MlflowClient(mlflow_uri)
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                              filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}'")
-    return max((len(client.get_metric_history(r.info.run_id, "train_loss")) for r in runs), default=0)
+    run = Storage(config.storage.uri).child(config.run_name)
+    return run.read_text(CHECKPOINT_MANAGER_SNAPSHOT_FILENAME) if run.exists(CHECKPOINT_MANAGER_SNAPSHOT_FILENAME) else ""
 
 
 def kill_to_resume(config, dashboard_url: str) -> float:
@@ -149,7 +148,7 @@ def kill_to_resume(config, dashboard_url: str) -> float:
         while len(workers) != config.training.num_workers:  # looked up first: the state API is slow
             workers = list_actors(address=dashboard_url, detail=True,
                                   filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
-        while epochs_logged(config.mlflow.tracking_uri, config.run_name) < 2:  # epoch 1's checkpoint is registered
+        while "epoch_00001" not in registered_checkpoints(config):  # Ray's controller has registered it
             time.sleep(0.05)  # poll interval
         os.kill(max(w.pid for w in workers), signal.SIGKILL)
         killed_at.append(time.time())

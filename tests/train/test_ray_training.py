@@ -34,6 +34,14 @@ def history(mlflow_uri: str, run_id: str, key: str) -> list[float]:
     return [m.value for m in sorted(entries, key=lambda m: (m.timestamp, m.step))]
 
 
+def registered_checkpoints(config) -> str:
+    """The Ray Train controller's checkpoint snapshot of the run ('' before it exists)."""
+    from ray.train.v2._internal.constants import CHECKPOINT_MANAGER_SNAPSHOT_FILENAME
+
+    run = Storage(config.storage.uri).child(config.run_name)
+    return run.read_text(CHECKPOINT_MANAGER_SNAPSHOT_FILENAME) if run.exists(CHECKPOINT_MANAGER_SNAPSHOT_FILENAME) else ""
+
+
 def epochs_logged(mlflow_uri: str) -> int:
     """Epochs rank 0 has logged to any run of this tracking store (0 before the store exists)."""
     client = MlflowClient(mlflow_uri)
@@ -162,10 +170,10 @@ def test_sigkilled_worker_restarts_from_latest_checkpoint(ray_cluster, small_dat
                              run_name="sigkill",
                              training={"num_epochs": num_epochs, "batch_size": 16,
                                        "checkpointing": {"frequency": frequency, "keep_best": 1}})
-    # After epoch 2 is logged, epoch 1's checkpoint is surely registered (a checkpoint folder alone
-    # may still be uploading, and Ray rightly ignores a checkpoint some rank never finished).
+    # Kill once Ray's controller has registered epoch 1's checkpoint (its snapshot names it): a checkpoint
+    # folder alone may still be uploading, and Ray rightly ignores one that some rank never finished.
     killer = WorkerSignaller(ray_cluster.dashboard_url, signal.SIGKILL,
-                             ready=lambda: epochs_logged(config.mlflow.tracking_uri) >= 2)
+                             ready=lambda: "epoch_00001" in registered_checkpoints(config))
     summary = run_training(config)
     killer.join()
     assert summary["status"] == "completed", summary
