@@ -34,7 +34,7 @@ def test_ray_job_submit_runs_project_code(ray_cluster, gcs_uri):
             "--working-dir",
             str(PROJECT_ROOT),
             "--",
-            "python",
+            sys.executable,  # plain `python` in a job resolves to the system interpreter
             "-c",
             script,
         ],
