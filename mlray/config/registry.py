@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlray.config.base import ConfigModel
+from mlray.config.demo import DemoConfig
 from mlray.config.batch_inference import BatchInferenceConfig
 from mlray.config.features import FeaturesConfig
 from mlray.config.inference import InferenceConfig
@@ -13,6 +14,7 @@ from mlray.config.training import TrainingJobConfig
 from mlray.config.tune import TuneJobConfig
 
 CONFIG_FILES: dict[str, type[ConfigModel]] = {
+    "demo.yaml": DemoConfig,
     "training.yaml": TrainingJobConfig,
     "or_tools.yaml": OrToolsJobConfig,
     "inference.yaml": InferenceConfig,
