@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,4 +34,8 @@ def test_demo_runs_end_to_end_and_cleans_up(shared_dir):
     assert summary["jobshop"]["feasible"] and summary["routing"]["feasible"]
     assert summary["serve"]["answered"] == 300 and summary["serve"]["failed"] == 0
     assert abs(summary["serve"]["canary_share"] - 0.2) <= 0.07
+    # ray.shutdown() has returned; give exiting processes a bounded moment to be reaped
+    deadline = time.monotonic() + 30
+    while demo_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert demo_processes() == []
