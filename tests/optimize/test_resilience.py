@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import ray
@@ -14,18 +13,9 @@ from ray.util.state import list_actors
 
 from mlray.cluster.local import client_env
 from mlray.optimize import SchedulingOptimizer, read_problem
+from tests.waiting import wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def live_arm_actors(dashboard_url: str, run_name: str) -> dict[str, str]:

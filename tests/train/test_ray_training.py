@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
+
+from tests.waiting import wait_for
 import torch
 from mlflow.tracking import MlflowClient
 
@@ -49,16 +50,6 @@ def epochs_logged(mlflow_uri: str) -> int:
     return max((len(client.get_metric_history(r.info.run_id, "train_loss")) for r in runs), default=0)
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(POLL_S)  # polling interval of a condition with a deadline
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 class WorkerSignaller(threading.Thread):
     """Sends ``signum`` to one training worker once ``ready()`` holds."""
 
@@ -79,8 +70,8 @@ class WorkerSignaller(threading.Thread):
     def run(self) -> None:
         try:
             # Look the workers up first: the state API is slow, the signal must not be.
-            workers = wait_for(self.both_workers, 120, "two training workers")
-            wait_for(self.ready, 120, "the moment to signal")
+            workers = wait_for(self.both_workers, 120, "two training workers", POLL_S)
+            wait_for(self.ready, 120, "the moment to signal", POLL_S)
             pid = max(w.pid for w in workers)
             os.kill(pid, self.signum)
             self.signalled.append(pid)
