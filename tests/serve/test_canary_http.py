@@ -23,6 +23,12 @@ def replica_sees(client: httpx.Client, canary: str | None, weight: float) -> Non
     wait_for(synced, 30, f"replica to route {weight} to {canary}")
 
 
+def versions_with_traffic(state: dict) -> set[str]:
+    """The versions a rollout state sends a positive share of requests to."""
+    weight = state["canary_weight"] if state["canary"] else 0.0
+    return {v for v, share in ((state["stable"], 1 - weight), (state["canary"], weight)) if v and share > 0}
+
+
 def rollout(client: httpx.Client) -> dict:
     return client.get("/v1/rollout").json()
 
@@ -108,12 +114,14 @@ def test_weights_and_versions_change_at_runtime_without_dropping_requests(deploy
         for change in changes:
             response = client.put("/v1/rollout", json=change)
             assert response.status_code == 200, response.text
-            target = set(response.json()["versions"]) & {response.json()["stable"], response.json()["canary"]}
+            state = response.json()
+            expected = versions_with_traffic(state)
+            replica_sees(client, state["canary"], state["canary_weight"])
             before = dict(seen)
-            wait_for(
-                lambda: failures or all(seen[v] > before.get(v, 0) for v in target), 60, f"traffic to {target} (seen {dict(seen)}, before {before})"
-            )
+            wait_for(lambda: failures or all(seen[v] > before.get(v, 0) for v in expected), 60, f"traffic to {expected}")
             assert failures == [], failures[:3]
+            fresh = post_concurrently(serve_url, [{"instances": [row]}] * 40, concurrency=8)
+            assert {r.json()["model_version"] for r in fresh} <= expected
         bad = client.put("/v1/rollout", json={"canary": "v9"})
         assert bad.status_code == 422 and "v9" in bad.json()["detail"]
     finally:
