@@ -6,7 +6,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serve.conftest import assert_same_predictions, expected, sample_rows, wait_for
-from tests.serve.load import post_concurrently
+from mlray.serve.client import post_concurrently
 
 CONCURRENCY = 200
 

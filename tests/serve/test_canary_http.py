@@ -8,7 +8,7 @@ from collections import Counter
 import httpx
 
 from tests.serve.conftest import sample_rows, wait_for
-from tests.serve.load import post_concurrently
+from mlray.serve.client import post_concurrently
 
 REQUESTS = 2000
 

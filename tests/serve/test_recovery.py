@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.serve.conftest import APP_NAME, sample_rows, wait_for
-from tests.serve.load import post_concurrently
+from mlray.serve.client import post_concurrently
 
 
 def replica_pids(gcs_address: str) -> set[int]:

@@ -1,4 +1,4 @@
-"""Concurrent HTTP load for tests: many requests in flight from one asyncio loop."""
+"""Concurrent HTTP load on /v1/predict: many requests in flight from one asyncio loop (demo, tests)."""
 
 from __future__ import annotations
 
@@ -34,4 +34,5 @@ def post_concurrently(
     concurrency: int,
     headers: Sequence[dict[str, str]] | None = None,
 ) -> list[httpx.Response | Exception]:
+    """POST each body to ``/v1/predict``; a response (``.elapsed`` is its latency) or the exception, in order."""
     return asyncio.run(_post_all(base_url, bodies, concurrency, headers))
