@@ -58,6 +58,16 @@ class SolverSection(ConfigModel):
     arms: list[ArmSection] | None = Field(
         default=None, description="Explicit arms; null = the default portfolio."
     )
+    seed: NonNegativeInt = Field(
+        default=0, description="Default portfolio: arm i gets seed + i (explicit arms carry their own)."
+    )
+    race_fraction: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Share of the search time all arms race on equal CPUs; then the CPUs go to the "
+        "leading arm, up to what it can use (CP-SAT: all). 1 = keep the equal split.",
+    )
     sharing: bool = Field(default=True, description="Arms start their rounds from the global incumbent.")
     max_restarts: NonNegativeInt = Field(
         default=1, description="Restarts of a dead arm actor before it is dropped."

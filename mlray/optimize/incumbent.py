@@ -53,6 +53,7 @@ class Snapshot:
     bound: int | None
     stop_reason: str | None
     incumbent: Incumbent | None = None
+    allocation: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class StoreReport:
     bound_history: list[dict[str, Any]] = field(default_factory=list)
     seconds_since_improvement: float = 0.0
     checkpoint_writes: int = 0
+    allocation_history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_checkpoint(storage: Storage, fingerprint: str) -> tuple[Incumbent, int | None] | None:
@@ -106,6 +108,8 @@ class IncumbentStore:
         self._last_write = float("-inf")
         self._dirty = False
         self._writes = 0
+        self._allocation: dict[str, int] = {}
+        self._allocation_history: list[dict[str, Any]] = []
         if initial is not None:
             self.offer(initial.objective, initial.payload, initial.arm)
         if initial_bound is not None:
@@ -157,6 +161,11 @@ class IncumbentStore:
         ):
             self.request_stop("optimal")
 
+    def set_allocation(self, threads: dict[str, int]) -> None:
+        """Solver threads per arm from now on (0: the arm parks); arms not named keep their own."""
+        self._allocation = dict(threads)
+        self._allocation_history.append({"time": round(self._elapsed(), 4), "threads": dict(threads)})
+
     def request_stop(self, reason: str) -> None:
         """The first reason wins: it is the status the solve ends with."""
         if self._stop_reason is None:
@@ -166,7 +175,9 @@ class IncumbentStore:
         self._maybe_write()
         newer = self._incumbent if self._version > known_version else None
         objective = None if self._incumbent is None else self._incumbent.objective
-        return Snapshot(self._version, objective, self._bound, self._stop_reason, newer)
+        return Snapshot(
+            self._version, objective, self._bound, self._stop_reason, newer, dict(self._allocation)
+        )
 
     def report(self) -> StoreReport:
         self._maybe_write()
@@ -181,6 +192,7 @@ class IncumbentStore:
             bound_history=list(self._bound_history),
             seconds_since_improvement=time.monotonic() - self._last_progress,
             checkpoint_writes=self._writes,
+            allocation_history=list(self._allocation_history),
         )
 
     def flush(self) -> int:

@@ -60,6 +60,7 @@ class OptimizationResult:
     checkpoint_uri: str | None = None
     plots: dict[str, str] = field(default_factory=dict)
     mlflow_run_id: str | None = None
+    allocation_history: list[dict[str, Any]] = field(default_factory=list)  # {"time", "threads"}
 
     def gap(self, best_known: float | None = None) -> float | None:
         """Relative distance of the objective above ``best_known`` (default: the problem's)."""
@@ -98,6 +99,7 @@ class OptimizationResult:
                     "ended_by": s.ended_by,
                     "handovers": s.handovers,
                     "restarted": s.restarted,
+                    "threads": s.threads,
                     "error": s.error,
                 }
                 for s in self.arm_stats
@@ -214,6 +216,7 @@ class PortfolioOptimizer:
             elapsed_seconds=0.0,
             resumed_from=None if initial is None else initial[0].objective / scale,
             checkpoint_uri=None if checkpoint is None else storage.url("incumbent.json"),
+            allocation_history=report.allocation_history,
         )
         self._write_outputs(problem, result)
         if config.mlflow.enabled:
@@ -243,6 +246,7 @@ class PortfolioOptimizer:
             poll_interval=config.solver.poll_interval,
             handover_interval=config.solver.handover_interval,
             stop_grace=config.solver.stop_grace,
+            race_fraction=config.solver.race_fraction,
         )
 
     def _resume_point(self, problem: Problem, storage: Storage) -> tuple[Incumbent, int | None] | None:
@@ -309,7 +313,11 @@ class SchedulingOptimizer(PortfolioOptimizer):
 
     def default_arms(self, problem: Problem, count: int) -> list[ArmSection]:
         return [
-            ArmSection(kind="cp_sat", seed=i, options=self.STRATEGIES[i % len(self.STRATEGIES)])
+            ArmSection(
+                kind="cp_sat",
+                seed=self.config.solver.seed + i,
+                options=self.STRATEGIES[i % len(self.STRATEGIES)],
+            )
             for i in range(count)
         ]
 
@@ -333,7 +341,11 @@ class RoutingOptimizer(PortfolioOptimizer):
             ("routing", {"first_solution": first, "metaheuristic": "SIMULATED_ANNEALING"}),
         ]
         return [
-            ArmSection(kind=cycle[i % len(cycle)][0], seed=i, options=cycle[i % len(cycle)][1])
+            ArmSection(
+                kind=cycle[i % len(cycle)][0],
+                seed=self.config.solver.seed + i,
+                options=cycle[i % len(cycle)][1],
+            )
             for i in range(count)
         ]
 

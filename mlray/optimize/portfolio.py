@@ -5,6 +5,14 @@ returned): ``deadline`` (the solver's time limit or what the total runtime
 leaves, whichever ends first; arms also know it), ``no_improvement`` (the
 incumbent has not improved by the threshold for that long). An arm whose
 actor dies beyond its restarts is dropped; the others go on.
+
+CPUs: every arm starts with an equal share of solver threads (a race). After
+``race_fraction`` of the search time the threads go to the leading arm (the one
+holding the best incumbent), up to what it can use (``Arm.thread_cap``: CP-SAT
+any number, PyVRP and OR-Tools routing one), the rest to the next arms in rank;
+an arm left with none parks. The total never exceeds the race's, so the
+portfolio uses the CPUs it was given, no more. The split is redone when an arm
+ends or is dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from mlray.optimize.arms.base import ArmActor, ArmLimits, ArmSpec, ArmStats
+from mlray.optimize.arms.base import ArmActor, ArmLimits, ArmSpec, ArmStats, arm_class_of
 from mlray.optimize.incumbent import CheckpointTarget, Incumbent, IncumbentStore, StoreReport
 from mlray.optimize.problems import Problem
 
@@ -40,6 +48,7 @@ class PortfolioSettings:
     poll_interval: float
     handover_interval: float
     stop_grace: float
+    race_fraction: float = 1.0  # of the search time before the CPUs go to the leader; 1 = never
     startup_timeout: float = 120.0
 
 
@@ -102,6 +111,11 @@ def run_portfolio(
     wall_deadline = time.time() + seconds
     store.start_clock.remote()
     pending = {actor.run.remote(wall_deadline): name for name, actor in actors.items()}
+    caps = {s.name: arm_class_of(s).thread_cap(s) for s in specs}
+    total_threads = settings.workers_per_arm * len(specs)
+    race_end = searching_since + settings.race_fraction * seconds
+    allocated_for: set[str] | None = None  # the arms the current split was made for
+    current = {s.name: settings.workers_per_arm for s in specs}
     stop_requested_at: float | None = None
     seen_version = -1
     while pending:
@@ -111,6 +125,17 @@ def run_portfolio(
             stats[name] = _collect(ref, name, kinds[name])
         report = ray.get(store.report.remote())
         now = time.monotonic()
+        running = set(pending.values())
+        # The race goes on until someone leads; once split, a change in the running arms re-splits.
+        leads = allocated_for is not None or any(h["arm"] in running for h in report.history)
+        if settings.race_fraction < 1 and now >= race_end and leads and allocated_for != running:
+            allocated_for = running
+            names = [s.name for s in specs if s.name in running]
+            threads = allocate(report.history, names, caps, total_threads)
+            if any(current[name] != count for name, count in threads.items()):
+                log.info("threads per arm from now on: %s", threads)
+                current.update(threads)
+                store.set_allocation.remote(threads)
         if on_progress is not None and report.version != seen_version:
             seen_version = report.version
             on_progress(report, now - started)
@@ -135,6 +160,25 @@ def run_portfolio(
     return PortfolioOutcome(
         status, report, [stats[s.name] for s in specs], round(time.monotonic() - searching_since, 3)
     )
+
+
+def allocate(
+    history: Sequence[dict[str, Any]], arms: Sequence[str], caps: dict[str, int | None], total: int
+) -> dict[str, int]:
+    """Solver threads per running arm: the arms ranked by the best incumbent each found
+    (arms that found none last, in their given order), each taking what it can use of
+    what is left. The first arm with no cap takes all that remains."""
+    best: dict[str, int] = {}
+    for entry in history:
+        if entry["arm"] in arms:
+            best[entry["arm"]] = min(best.get(entry["arm"], entry["objective"]), entry["objective"])
+    ranked = sorted(arms, key=lambda a: (a not in best, best.get(a, 0), arms.index(a)))
+    threads, left = {}, total
+    for arm in ranked:
+        cap = caps.get(arm)
+        threads[arm] = left if cap is None else min(cap, left)
+        left -= threads[arm]
+    return threads
 
 
 def _failed_to_start(actors: dict[str, Any], timeout: float) -> dict[str, str]:

@@ -59,6 +59,7 @@ def test_cvrp_a_n32_k5_within_one_percent(ray_cluster, instance, make_config):
     assert_checked(result, problem)
     assert result.gap(784) <= 0.01
     assert Path(result.plots["routes"]).is_file()
+    assert result.allocation_history == []  # two single-threaded PyVRP arms keep one CPU each
 
 
 def test_solomon_c101_feasible(ray_cluster, instance, make_config):

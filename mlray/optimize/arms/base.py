@@ -5,6 +5,10 @@ An arm is a plug-in: a class with ``solve_round``. The loop around it (one
 allowed to see (the global one when sharing, its own otherwise), passes the
 round a ``StoreLink`` to publish through and to ask whether to stop early, and
 forwards the bounds the round proves.
+
+The store may also hand out solver threads (``IncumbentStore.set_allocation``,
+decided by the portfolio driver): a change cuts the running round, the next
+round runs with the new count, and an arm given 0 threads parks until the end.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ class ArmStats:
     seconds: float = 0.0
     restarted: bool = False
     error: str | None = None
+    threads: list[int] = field(default_factory=list)  # solver threads of each allotment, in order
 
 
 class StoreLink:
@@ -97,6 +102,8 @@ class StoreLink:
         self.round_best: int | None = None
         self.round_started = time.monotonic()
         self.last_round_progress = self.round_started
+        self.threads: int | None = None  # allotted by the store; None = the arm's initial share
+        self.round_threads: int | None = None
         self.deadline = math.inf  # wall clock (time.time()), so a restarted actor keeps the original end
 
     def refresh(self, force: bool = False) -> None:
@@ -108,15 +115,17 @@ class StoreLink:
         snapshot = ray.get(self.store.snapshot.remote(self.version), timeout=SNAPSHOT_TIMEOUT_S)
         with self._lock:
             self.stop_reason = snapshot.stop_reason
+            self.threads = snapshot.allocation.get(self.arm_name, self.threads)
             if snapshot.incumbent is not None:
                 self.global_incumbent = snapshot.incumbent
                 self.version = snapshot.version
 
-    def begin_round(self, start: Incumbent | None) -> None:
+    def begin_round(self, start: Incumbent | None, threads: int | None = None) -> None:
         with self._lock:
             self.round_best = None if start is None else start.objective
             self.round_started = time.monotonic()
             self.last_round_progress = self.round_started
+            self.round_threads = threads
 
     def publish(self, objective: int, payload: dict[str, Any]) -> bool:
         """Offer a solution found by this arm (fire-and-forget) when it beats the arm's own best."""
@@ -138,11 +147,11 @@ class StoreLink:
         return time.time() >= self.deadline
 
     def should_stop_round(self) -> bool:
-        """Stop the running round: the solve is over, or (when sharing) a better outside
-        incumbent is waiting and this round has not improved for ``handover_interval`` seconds
-        (cutting a search that is still making progress costs more than it brings)."""
+        """Stop the running round: the solve is over, its thread allotment changed, or (when
+        sharing) a better outside incumbent is waiting and this round has not improved for
+        ``handover_interval`` seconds (cutting a search that still progresses costs more than it brings)."""
         self.refresh()
-        if self.stop_reason is not None or self.past_deadline():
+        if self.stop_reason is not None or self.past_deadline() or self.threads != self.round_threads:
             return True
         if not self.limits.sharing or self.global_incumbent is None:
             return False
@@ -163,10 +172,15 @@ class Arm(ABC):
     def accepts(cls, problem: Problem) -> bool:
         return isinstance(problem, cls.problem_type)
 
+    @classmethod
+    def thread_cap(cls, spec: ArmSpec) -> int | None:
+        """The most solver threads this arm can use (None: any number); single-threaded by default."""
+        return 1
+
     def __init__(self, problem: Problem, spec: ArmSpec, cpus: int) -> None:
         self.problem = problem
         self.spec = spec
-        self.cpus = cpus
+        self.cpus = cpus  # solver threads for the next round (the store may change it between rounds)
 
     @abstractmethod
     def solve_round(
@@ -200,6 +214,7 @@ def run_arm(arm: Arm, link: StoreLink) -> ArmStats:
     started = time.monotonic()
     stats = ArmStats(name=arm.spec.name, kind=arm.spec.kind)
     ends: Counter[str] = Counter()
+    initial_threads = arm.cpus
     while True:
         link.refresh(force=True)
         if link.stop_reason is not None:
@@ -209,14 +224,19 @@ def run_arm(arm: Arm, link: StoreLink) -> ArmStats:
         if remaining <= 0:
             stats.ended_by = "time_limit"
             break
+        allotted = link.threads
+        arm.cpus = initial_threads if allotted is None else allotted
+        if not stats.threads or stats.threads[-1] != arm.cpus:
+            stats.threads.append(arm.cpus)
         start = link.global_incumbent if link.limits.sharing else link.own_best
-        if start is None and arm.spec.improve_only:
-            time.sleep(link.limits.poll_interval)  # nothing to improve yet: wait for another arm
+        if arm.cpus == 0 or (start is None and arm.spec.improve_only):
+            # Parked (its CPUs went to another arm), or nothing to improve yet: wait.
+            time.sleep(link.limits.poll_interval)
             continue
         if start is not None and start.arm != arm.spec.name:
             stats.handovers += 1
         round_limit = min(remaining, link.limits.iteration or math.inf)
-        link.begin_round(start)
+        link.begin_round(start, allotted)
         result = arm.solve_round(start, round_limit, link, stats.rounds)
         stats.rounds += 1
         ends[result.ended_by] += 1

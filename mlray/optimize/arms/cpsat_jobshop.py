@@ -1,10 +1,12 @@
 """CP-SAT on the job shop, in rounds that share incumbents.
 
 Each round re-solves the same model with one more constraint,
-``makespan <= best - 1``, and a full hint of the best schedule: a round that
-proves this infeasible proves the best optimal. A watcher thread stops the
-round (``stop_search``) when the store says stop or a better outside
-incumbent is waiting; the solution callback publishes without blocking.
+``makespan <= best``, and a complete hint of the best schedule (starts, ends
+and makespan), which CP-SAT takes as its first solution ("complete_hint"), so
+its LNS workers start from it at once; a round that ends OPTIMAL proves its
+objective is a bound. A watcher thread stops the round (``stop_search``) when
+the store says stop, a better outside incumbent is waiting, or the arm's
+thread allotment changed; the solution callback publishes without blocking.
 """
 
 from __future__ import annotations
@@ -56,17 +58,24 @@ class CpSatJobShopArm(Arm):
     def __init__(self, problem: JobShopProblem, spec: ArmSpec, cpus: int) -> None:  # type: ignore[override]
         super().__init__(problem, spec, cpus)
         self.options = dict(spec.options)
-        self.num_workers = int(self.options.pop("num_workers", cpus))
+        self.fixed_workers = self.options.pop("num_workers", None)
         self._build_model(problem)
+
+    @classmethod
+    def thread_cap(cls, spec: ArmSpec) -> int | None:
+        """Any number of CP-SAT workers, unless ``options.num_workers`` fixes it."""
+        workers = spec.options.get("num_workers")
+        return None if workers is None else int(workers)
 
     def _build_model(self, problem: JobShopProblem) -> None:
         model = cp_model.CpModel()
         horizon = problem.horizon
         self.starts: list[list[cp_model.IntVar]] = []
+        self.ends: list[list[cp_model.IntVar]] = []
         ends = []
         by_machine: dict[int, list[Any]] = {}
         for j, job in enumerate(problem.jobs):
-            job_starts = []
+            job_starts, job_ends = [], []
             previous_end = None
             for o, (machine, duration) in enumerate(job):
                 start = model.new_int_var(0, horizon, f"s{j}_{o}")
@@ -78,8 +87,10 @@ class CpSatJobShopArm(Arm):
                     model.add(start >= previous_end)
                 previous_end = end
                 job_starts.append(start)
+                job_ends.append(end)
             ends.append(previous_end)
             self.starts.append(job_starts)
+            self.ends.append(job_ends)
         for intervals in by_machine.values():
             model.add_no_overlap(intervals)
         self.makespan = model.new_int_var(0, horizon, "makespan")
@@ -90,19 +101,27 @@ class CpSatJobShopArm(Arm):
         model.add_decision_strategy(flat, cp_model.CHOOSE_LOWEST_MIN, cp_model.SELECT_MIN_VALUE)
         self.model = model
 
+    def _hint(self, schedule: JobShopSchedule) -> None:
+        """Every variable hinted, so the hint is complete and CP-SAT starts from it as a solution."""
+        self.model.clear_hints()
+        makespan = 0
+        for j, job in enumerate(self.problem.jobs):  # type: ignore[attr-defined]
+            for o, (_, duration) in enumerate(job):
+                begin = schedule.starts[j][o]
+                self.model.add_hint(self.starts[j][o], begin)
+                self.model.add_hint(self.ends[j][o], begin + duration)
+                makespan = max(makespan, begin + duration)
+        self.model.add_hint(self.makespan, makespan)
+
     def solve_round(
         self, start: Incumbent | None, time_limit: float, link: StoreLink, round_index: int
     ) -> RoundResult:
         if start is not None:
-            self.model.add(self.makespan <= start.objective - 1)
-            self.model.clear_hints()
-            schedule = JobShopSchedule.from_payload(start.payload)
-            for job_vars, job_starts in zip(self.starts, schedule.starts, strict=True):
-                for var, value in zip(job_vars, job_starts, strict=True):
-                    self.model.add_hint(var, value)
+            self.model.add(self.makespan <= start.objective)
+            self._hint(JobShopSchedule.from_payload(start.payload))
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = time_limit
-        solver.parameters.num_workers = self.num_workers
+        solver.parameters.num_workers = int(self.fixed_workers or self.cpus)
         solver.parameters.random_seed = self.spec.seed + 1000 * round_index
         apply_parameters(solver.parameters, self.options)
         done = threading.Event()
