@@ -62,7 +62,7 @@ class SolverSection(ConfigModel):
         default=0, description="Default portfolio: arm i gets seed + i (explicit arms carry their own)."
     )
     race_fraction: float = Field(
-        default=0.2,
+        default=0.1,
         ge=0,
         le=1,
         description="Share of the search time all arms race on equal CPUs; then the CPUs go to the "
