@@ -187,16 +187,20 @@ def export_models(config: TrainingJobConfig, prepared: PreparedRun, checkpoint: 
     if run_id is None:
         return exported
     import mlflow
+    import pandas as pd
     from mlflow.models import infer_signature
 
     mlflow.set_tracking_uri(tracking_uri)
-    example = torch.from_numpy(prepared.data.x_val[:5])
+    # Named columns in the signature tell a loader (Serve, batch) which feature is which.
+    example = pd.DataFrame(prepared.data.x_val[:5], columns=list(prepared.spec.feature_names))
     with torch.no_grad():
-        signature = infer_signature(example.numpy(), best(example).numpy())
+        signature = infer_signature(example, best(torch.from_numpy(example.to_numpy())).numpy())
     requirements = [f"torch=={torch.__version__.split('+')[0]}"]
     client = tracking.MlflowClient(tracking_uri)
     with mlflow.start_run(run_id=run_id):
-        logged = dict(signature=signature, input_example=example.numpy(), pip_requirements=requirements)
+        # pickle: loads back as the nn.Module that was trained (pt2 loads as an ExportedProgram)
+        logged = dict(signature=signature, input_example=example, pip_requirements=requirements,
+                      serialization_format="pickle")
         info = mlflow.pytorch.log_model(best, name="model", registered_model_name=config.model.registered_name,
                                         **logged)
         if state["best_epoch"] != state["epoch"]:  # identical otherwise: skip the second export

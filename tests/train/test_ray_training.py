@@ -16,6 +16,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from mlray.models import load_bundle
+from mlray.serve.versions import load_model_version
 from mlray.storage import Storage
 from mlray.train.checkpoint import META_FILE, STATE_FILE, epoch_of
 from mlray.train.runner import run_training
@@ -132,6 +133,10 @@ def test_mlflow_run_holds_params_epoch_metrics_and_a_loadable_model(gcs_run):
         expected = bundle_model(torch.from_numpy(features))
         assert torch.allclose(logged(torch.from_numpy(features)), expected, atol=1e-5)
     assert expected.shape == (7, 2)
+    # Serving and batch inference load the logged model by URI and read the input columns from its signature.
+    served = load_model_version("mlflow", summary["mlflow_model_uri"], mlflow_tracking_uri=config.mlflow.tracking_uri)
+    assert served.feature_names == spec.feature_names
+    assert torch.allclose(served.model(torch.from_numpy(features)), expected, atol=1e-5)
 
 
 def test_corrupt_latest_gcs_checkpoint_is_skipped_on_resume(gcs_run):
