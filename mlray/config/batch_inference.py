@@ -9,7 +9,7 @@ from mlray.config.sections import MlflowConfig, MonitoringConfig, RayConfig
 
 
 class BatchSection(ConfigModel):
-    input_uri: str = Field(default="data/driver_trips/features.parquet", description="Parquet file or folder.")
+    input_uri: str = Field(default="data/processed/training.parquet", description="Parquet file or folder.")
     output_uri: str = Field(default="runs/predictions", description="Folder for the output Parquet files.")
     model_uri: str = Field(default="runs/storage/mlray-train/model", description="Bundle folder or models:/ URI.")
     feature_names: list[str] | None = Field(

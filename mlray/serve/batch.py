@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
+from ray.data import SaveMode
 
 from mlray.cluster.runtime import init_ray
 from mlray.config.batch_inference import BatchInferenceConfig
@@ -80,6 +81,7 @@ def run_batch_inference(config: BatchInferenceConfig) -> dict[str, Any]:
         num_cpus=batch.num_cpus_per_actor,
     ).materialize()
     rows = predictions.count()
-    predictions.write_parquet(target.path(), filesystem=target.pyarrow_fs)
+    # A rerun replaces the folder: appending would mix two runs' predictions.
+    predictions.write_parquet(target.path(), filesystem=target.pyarrow_fs, mode=SaveMode.OVERWRITE)
     log.info("wrote %d predictions to %s", rows, target.url())
     return {"status": "ok", "rows": rows, "model_uri": model_uri, "output_uri": target.url()}

@@ -44,6 +44,8 @@ def test_batch_predictions_equal_the_online_routes(deploy, bundles, features_par
     assert summary["status"] == "ok" and summary["rows"] == len(rows)
     offline = read_predictions(tmp_path / "out")
     assert offline["trip_id"].tolist() == list(range(len(rows)))
+    run_batch_inference(config)  # a rerun replaces the predictions instead of appending a second copy
+    assert read_predictions(tmp_path / "out")["trip_id"].tolist() == list(range(len(rows)))
 
     client = deploy()
     online = client.post("/v1/predict", json={"instances": rows}).json()["predictions"]
