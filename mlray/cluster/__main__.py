@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 
-from mlray.cluster.local import LocalClusterPorts, client_env, ray_executable, start_head, stop_all
+from mlray.cluster.local import LocalClusterPorts, client_env, ray_executable, start_head, stop_head
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     if args.action == "down":
-        stop_all()
-        print("Ray stopped.")
-        return 0
+        left = stop_head()
+        print(f"Ray processes still running: {left}" if left else "Ray stopped.")
+        return 1 if left else 0
     return subprocess.run([ray_executable(), "status", f"--address={ports.gcs_address}"], env=client_env()).returncode
 
 

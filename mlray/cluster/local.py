@@ -14,16 +14,22 @@ is set. We keep it on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlray.cluster.runtime import worker_env_vars
 
 LOOPBACK = "127.0.0.1"
+# The head's own temp dir: its processes name it, so stop_head finds exactly them.
+CLUSTER_TEMP_DIR = Path(tempfile.gettempdir()) / f"mlray-cluster-{os.getuid()}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ def start_head(
         f"--ray-client-server-port={ports.client}",
         f"--metrics-export-port={ports.metrics_export}",
         "--disable-usage-stats",
+        f"--temp-dir={CLUSTER_TEMP_DIR}",
     ]
     if num_cpus is not None:
         command.append(f"--num-cpus={num_cpus}")
@@ -89,6 +96,31 @@ def start_head(
     subprocess.run(command, check=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def stop_all() -> None:
-    """``ray stop --force``: every Ray process this user started on this machine."""
-    subprocess.run([ray_executable(), "stop", "--force"], check=False, env=client_env(), capture_output=True)
+def cluster_processes() -> list[int]:
+    """PIDs of the head's processes: those naming its temp dir (workers exit with their raylet)."""
+    marker = str(CLUSTER_TEMP_DIR).encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:  # exited while we looked
+                continue
+    return pids
+
+
+def stop_head(timeout_s: float = 30.0) -> list[int]:
+    """Stop the cluster ``start_head`` started and nothing else (``ray stop`` would stop every Ray on the machine)."""
+    pids = cluster_processes()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+            time.sleep(0.2)  # poll interval while processes exit
+        pids = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        if not pids:
+            break
+    return cluster_processes()
