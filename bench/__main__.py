@@ -2,6 +2,8 @@
 
 Each ``bench/<name>.py`` is run as its own process (so one benchmark's Ray
 cluster or threads can't skew the next) and writes ``bench/results/<name>.md``.
+With ``--readme`` (``make bench``), the README's benchmarks section is then
+rebuilt from every table in ``bench/results/``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 NOT_BENCHMARKS = {"__init__", "__main__", "report", "gpu_check"}
+README = BENCH_DIR.parent / "README.md"
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def available() -> list[str]:
@@ -23,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", help=f"default: all of {available()}")
     parser.add_argument("--quick", action="store_true", help="pass --quick to each benchmark")
+    parser.add_argument("--readme", action="store_true", help="then put the tables in bench/results/ into README.md")
     args = parser.parse_args(argv)
     failed = []
     for name in args.names or available():
@@ -32,8 +37,29 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
     if failed:
         print(f"failed: {failed}")
+    if args.readme:
+        update_readme()
+        print(f"updated the benchmarks section of {README}")
     return 1 if failed else 0
 
+
+def results_section() -> str:
+    """Every table in bench/results/, each with the command that reproduces it."""
+    tables = []
+    for result in sorted((BENCH_DIR / "results").glob("*.md")):
+        reproduce = f"Reproduce: `python -m bench {result.stem}` (all of them: `make bench`)."
+        tables.append(f"{result.read_text().strip()}\n\n{reproduce}")
+    return "\n" + "\n\n".join(tables) + "\n"
+
+
+def readme_section(text: str) -> str:
+    """What stands between the README's bench markers."""
+    return text[text.index(README_START) + len(README_START) : text.index(README_END)]
+
+
+def update_readme(readme: Path = README) -> None:
+    text = readme.read_text()
+    readme.write_text(text.replace(README_START + readme_section(text), README_START + results_section(), 1))
 
 if __name__ == "__main__":
     raise SystemExit(main())
