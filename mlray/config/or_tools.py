@@ -43,6 +43,11 @@ class ArmSection(ConfigModel):
     improve_only: bool = Field(
         default=False, description="Only search from an incumbent found by another arm."
     )
+    receive: bool = Field(
+        default=True,
+        description="When sharing, start rounds from other arms' better incumbents; false: only from its own "
+        "(it still publishes). The default portfolio's first arm is such an anchor.",
+    )
 
 
 class SolverSection(ConfigModel):

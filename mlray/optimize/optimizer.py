@@ -132,9 +132,12 @@ class PortfolioOptimizer:
         solver = self.config.solver
         sections = solver.arms if solver.arms is not None else self.default_arms(problem, solver.num_actors)
         specs = [
-            ArmSpec(s.name or f"{s.kind}-{i}", s.kind, s.seed, dict(s.options), s.improve_only)
+            ArmSpec(s.name or f"{s.kind}-{i}", s.kind, s.seed, dict(s.options), s.improve_only, s.receive)
             for i, s in enumerate(sections)
         ]
+        for spec in specs:
+            if spec.improve_only and not spec.receive:
+                raise ValueError(f"solver.arms: arm {spec.name}: improve_only needs receive: true")
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"solver.arms: expected unique names, got {names}")
@@ -316,6 +319,7 @@ class SchedulingOptimizer(PortfolioOptimizer):
             ArmSection(
                 kind="cp_sat",
                 seed=self.config.solver.seed + i,
+                receive=i > 0,  # the anchor: never worse than its own run
                 options=self.STRATEGIES[i % len(self.STRATEGIES)],
             )
             for i in range(count)
@@ -344,6 +348,7 @@ class RoutingOptimizer(PortfolioOptimizer):
             ArmSection(
                 kind=cycle[i % len(cycle)][0],
                 seed=self.config.solver.seed + i,
+                receive=i > 0,  # the anchor: never worse than its own run
                 options=cycle[i % len(cycle)][1],
             )
             for i in range(count)

@@ -125,12 +125,13 @@ def run_portfolio(
             stats[name] = _collect(ref, name, kinds[name])
         report = ray.get(store.report.remote())
         now = time.monotonic()
-        running = set(pending.values())
-        # The race goes on until someone leads; once split, a change in the running arms re-splits.
-        leads = allocated_for is not None or any(h["arm"] in running for h in report.history)
-        if settings.race_fraction < 1 and now >= race_end and leads and allocated_for != running:
-            allocated_for = running
-            names = [s.name for s in specs if s.name in running]
+        # Arms that ended normally (time up, optimal) stay in: only a dropped arm's CPUs move on.
+        live = {name for name in actors if stats.get(name) is None or stats[name].ended_by != "dropped"}
+        # The race goes on until someone leads; once split, a dropped arm re-splits.
+        leads = allocated_for is not None or any(h["arm"] in live for h in report.history)
+        if settings.race_fraction < 1 and now >= race_end and leads and allocated_for != live:
+            allocated_for = live
+            names = [s.name for s in specs if s.name in live]
             threads = allocate(report.history, names, caps, total_threads)
             if any(current[name] != count for name, count in threads.items()):
                 log.info("threads per arm from now on: %s", threads)

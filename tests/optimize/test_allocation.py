@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mlray.optimize import RoutingOptimizer, SchedulingOptimizer, read_problem
 from mlray.optimize.portfolio import allocate
 
@@ -31,12 +33,21 @@ def test_arms_without_a_solution_rank_last_in_their_order_and_others_are_ignored
     assert allocate(history, ["a", "b", "c"], {"a": None, "b": 1, "c": None}, 4) == {"b": 1, "a": 3, "c": 0}
 
 
-def test_default_arms_take_their_seeds_from_solver_seed(instance, make_config):
+def test_default_arms_take_their_seeds_from_solver_seed_and_the_first_is_the_anchor(instance, make_config):
     problem = read_problem(instance("cvrp/A-n32-k5.vrp"))
     config = make_config(**{"solver.seed": 7, "solver.num_actors": 3})
-    assert [s.seed for s in RoutingOptimizer(config).arm_specs(problem)] == [7, 8, 9]
+    specs = RoutingOptimizer(config).arm_specs(problem)
+    assert [s.seed for s in specs] == [7, 8, 9]
+    assert [s.receive for s in specs] == [False, True, True]
     jsp = read_problem(instance("jsp/ft06"))
     assert [s.seed for s in SchedulingOptimizer(config).arm_specs(jsp)] == [7, 8, 9]
+
+
+def test_an_improver_that_receives_nothing_is_refused(instance, make_config):
+    arms = [{"kind": "pyvrp"}, {"kind": "pyvrp", "improve_only": True, "receive": False}]
+    config = make_config(**{"solver.arms": arms})
+    with pytest.raises(ValueError, match="improve_only needs receive: true"):
+        RoutingOptimizer(config).arm_specs(read_problem(instance("cvrp/A-n32-k5.vrp")))
 
 
 def test_after_the_race_the_leading_cp_sat_arm_gets_both_cpus(ray_cluster, instance, make_config):

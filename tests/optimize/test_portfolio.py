@@ -60,6 +60,8 @@ def test_cvrp_a_n32_k5_within_one_percent(ray_cluster, instance, make_config):
     assert result.gap(784) <= 0.01
     assert Path(result.plots["routes"]).is_file()
     assert result.allocation_history == []  # two single-threaded PyVRP arms keep one CPU each
+    anchor = next(s for s in result.arm_stats if s.name == "pyvrp-0")
+    assert anchor.handovers == 0  # the default portfolio's first arm never starts from another's incumbent
 
 
 def test_solomon_c101_feasible(ray_cluster, instance, make_config):

@@ -48,6 +48,7 @@ class ArmSpec:
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     improve_only: bool = False
+    receive: bool = True  # when sharing, take other arms' incumbents; False: an anchor, it only gives
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,11 @@ class ArmStats:
 class StoreLink:
     """An arm's view of the incumbent store, safe to use from solver threads."""
 
-    def __init__(self, store: Any, arm_name: str, limits: ArmLimits) -> None:
+    def __init__(self, store: Any, arm_name: str, limits: ArmLimits, receive: bool = True) -> None:
         self.store = store
         self.arm_name = arm_name
         self.limits = limits
+        self.receives = limits.sharing and receive  # starts rounds from other arms' incumbents
         self._lock = threading.Lock()
         self._last_poll = float("-inf")
         self.version = -1
@@ -153,7 +155,7 @@ class StoreLink:
         self.refresh()
         if self.stop_reason is not None or self.past_deadline() or self.threads != self.round_threads:
             return True
-        if not self.limits.sharing or self.global_incumbent is None:
+        if not self.receives or self.global_incumbent is None:
             return False
         with self._lock:
             outside_better = self.round_best is None or self.global_incumbent.objective < self.round_best
@@ -228,7 +230,7 @@ def run_arm(arm: Arm, link: StoreLink) -> ArmStats:
         arm.cpus = initial_threads if allotted is None else allotted
         if not stats.threads or stats.threads[-1] != arm.cpus:
             stats.threads.append(arm.cpus)
-        start = link.global_incumbent if link.limits.sharing else link.own_best
+        start = link.global_incumbent if link.receives else link.own_best
         if arm.cpus == 0 or (start is None and arm.spec.improve_only):
             # Parked (its CPUs went to another arm), or nothing to improve yet: wait.
             time.sleep(link.limits.poll_interval)
@@ -244,7 +246,7 @@ def run_arm(arm: Arm, link: StoreLink) -> ArmStats:
             link.publish_bound(result.bound)
         if result.exhausted and start is not None:
             link.publish_bound(start.objective)
-            if not link.limits.sharing:
+            if not link.receives:
                 stats.ended_by = "optimal"
                 break
     stats.round_ends = dict(ends)
@@ -260,7 +262,7 @@ class ArmActor:
 
     def __init__(self, problem: Problem, spec: ArmSpec, store: Any, limits: ArmLimits) -> None:
         self.arm = build_arm(problem, spec, limits.cpus)
-        self.link = StoreLink(store, spec.name, limits)
+        self.link = StoreLink(store, spec.name, limits, spec.receive)
 
     def ready(self) -> bool:
         return True
