@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 
 from mlray.cluster.local import LocalClusterPorts, client_env, ray_executable, start_head, stop_head
@@ -11,7 +12,9 @@ from mlray.cluster.local import LocalClusterPorts, client_env, ray_executable, s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlray.cluster")
     parser.add_argument("action", choices=["up", "down", "status"])
-    parser.add_argument("--num-cpus", type=int, default=None)
+    # Logical CPUs: at least 4, so that a Serve app, a job's driver and its Ray Data or
+    # Train workers fit together on a 2-core laptop (Ray does not pin processes to cores).
+    parser.add_argument("--num-cpus", type=int, default=max(4, os.cpu_count() or 1))
     args = parser.parse_args(argv)
     ports = LocalClusterPorts()
     if args.action == "up":

@@ -38,6 +38,9 @@ class LocalClusterPorts:
     dashboard: int = 8265
     client: int = 10001
     metrics_export: int = 8080
+    # Not Ray's 52365: ray.init() clusters (tests, the demo) cannot move theirs, and a second
+    # agent on the same port leaves this head unable to accept jobs.
+    dashboard_agent: int = 52375
 
     @property
     def dashboard_url(self) -> str:
@@ -84,6 +87,7 @@ def start_head(
         f"--dashboard-port={ports.dashboard}",
         f"--ray-client-server-port={ports.client}",
         f"--metrics-export-port={ports.metrics_export}",
+        f"--dashboard-agent-listen-port={ports.dashboard_agent}",
         "--disable-usage-stats",
         f"--temp-dir={CLUSTER_TEMP_DIR}",
     ]

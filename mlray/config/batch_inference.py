@@ -16,7 +16,7 @@ class BatchSection(ConfigModel):
         default=None, description="Input columns of MLflow models without a signature."
     )
     batch_size: PositiveInt = Field(default=1024, description="Rows per map_batches call.")
-    concurrency: PositiveInt = Field(default=2, description="Model actors in the pool.")
+    concurrency: PositiveInt = Field(default=2, description="Most model actors in the pool (it starts with one).")
     num_cpus_per_actor: PositiveFloat = 1.0
 
 

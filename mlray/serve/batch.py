@@ -77,7 +77,8 @@ def run_batch_inference(config: BatchInferenceConfig) -> dict[str, Any]:
         },
         batch_size=batch.batch_size,
         batch_format="pandas",
-        compute=ray.data.ActorPoolStrategy(size=batch.concurrency),
+        # min 1: starts on what a busy cluster has free (a Serve app may hold CPUs), grows to concurrency
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=batch.concurrency),
         num_cpus=batch.num_cpus_per_actor,
     ).materialize()
     rows = predictions.count()
