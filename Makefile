@@ -8,7 +8,8 @@ export RAY_USAGE_STATS_ENABLED := 0
 export FEAST_USAGE := False
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: venv test test-fast demo bench cluster-up cluster-down k8s-render k8s-validate lock clean
+.PHONY: venv test test-fast demo bench cluster-up cluster-down k8s-render k8s-validate lock clean \
+	demo-preprocess demo-features demo-train demo-solve demo-serve demo-query demo-batch
 
 venv: $(STAMP)
 
@@ -30,8 +31,43 @@ test-fast: venv
 demo: venv
 	$(PY) -m jobs.demo --config configs/demo.yaml
 
+# The demo's steps one at a time, in this order, on local disk and SQLite MLflow (no emulator).
+# SUBMIT=1 runs each through `ray job submit` on the cluster of `make cluster-up` (same machine,
+# so the job runs in this folder and finds the files the previous step wrote).
+RAY_DASHBOARD ?= http://127.0.0.1:8265
+SOLVE_INSTANCES ?= ../shared/instances/jsp/ft06 ../shared/instances/cvrp/E-n13-k4.vrp
+ifdef SUBMIT
+run = RAY_AUTH_MODE=token $(VENV)/bin/ray job submit --address $(RAY_DASHBOARD) -- sh -c 'cd $(CURDIR) && $(1)'
+else
+run = $(1)
+endif
+job = $(call run,$(CURDIR)/$(PY) -m $(1))
+
+demo-preprocess: venv
+	$(call job,jobs.preprocess --config configs/preprocessing.yaml)
+
+demo-features: venv
+	$(call job,jobs.materialize --config configs/features.yaml)
+
+demo-train: venv
+	$(call job,jobs.train --config configs/training.yaml --set training.num_epochs=5)
+
+demo-solve: venv
+	$(foreach instance,$(SOLVE_INSTANCES),$(call job,jobs.optimize --config configs/or_tools.yaml \
+		--set problem.path=$(instance) --set solver.time_limit=10 --set run_name=demo-$(notdir $(instance))) &&) true
+
+# Locally: serves in the foreground until Ctrl-C (query from another terminal). SUBMIT=1: deploys and returns.
+demo-serve: venv
+	$(call run,$(CURDIR)/$(VENV)/bin/serve run $(if $(SUBMIT),--non-blocking) serve_apps.config)
+
+demo-query: venv
+	$(PY) -m mlray.serve.client http://127.0.0.1:8000
+
+demo-batch: venv
+	$(call job,jobs.batch_predict --config configs/batch_inference.yaml)
+
 bench: venv
-	$(PY) -m bench
+	$(PY) -m bench --readme
 
 cluster-up: venv
 	$(PY) -m mlray.cluster up

@@ -11,7 +11,9 @@ class DemoConfig(ConfigModel):
     bucket: str = Field(default="mlray-demo", description="Bucket on the local GCS emulator for checkpoints.")
     use_gcs_emulator: bool = True
     num_cpus: PositiveInt = Field(default=4, description="Logical CPUs of the demo's local Ray cluster.")
+    output_dir: str = Field(default="runs/demo", description="Where the demo writes its inputs, predictions and MLflow store.")
     preprocessing_config: str = "configs/preprocessing.yaml"
+    features_config: str = "configs/features.yaml"
     training_config: str = "configs/training.yaml"
     training_overrides: list[str] = Field(default_factory=list)
     or_tools_config: str = "configs/or_tools.yaml"
@@ -20,4 +22,17 @@ class DemoConfig(ConfigModel):
     solve_time_limit: PositiveFloat = 8
     inference_config: str = "configs/inference.yaml"
     canary_weight: Fraction = 0.2
-    num_queries: PositiveInt = 400
+    canary_max_p99_ms: PositiveFloat = Field(
+        default=10_000,
+        description="Latency rollback threshold of the canary. Both versions hold the same weights, so on a busy "
+        "2-CPU machine a tight one would roll back on load alone.",
+    )
+    num_queries: PositiveInt = Field(default=1000, description="Queries in the burst against the Serve app.")
+    entity_key_share: Fraction = Field(
+        default=0.25, description="Share of queries that send only entity keys, enriched from the online store."
+    )
+    query_concurrency: PositiveInt = 16
+    batch_inference_config: str = "configs/batch_inference.yaml"
+    batch_rows: PositiveInt = Field(
+        default=200, description="Rows of the batch-inference input, each also sent online to compare predictions."
+    )

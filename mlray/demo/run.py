@@ -1,21 +1,28 @@
-"""The platform end to end on one machine: preprocess -> train -> solve -> serve -> query.
+"""The platform end to end on one machine.
+
+preprocess -> features (apply + materialize) -> train -> solve -> serve -> query -> batch inference.
 
 Each step calls the same library function as its own job (``jobs.preprocess``,
-``jobs.train``, ``jobs.optimize``, ``serve run``), with the configs in
-``configs/`` plus the demo's overrides, on a local Ray cluster and a local GCS
-emulator that ``LocalServices`` starts and always stops.
+``jobs.materialize``, ``jobs.train``, ``jobs.optimize``, ``serve run``,
+``jobs.batch_predict``), with the configs in ``configs/`` plus the demo's
+overrides, on a local Ray cluster and a local GCS emulator that
+``LocalServices`` starts and always stops.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from mlray.config.batch_inference import BatchInferenceConfig
 from mlray.config.demo import DemoConfig
+from mlray.config.features import FeaturesConfig
 from mlray.config.inference import InferenceConfig
 from mlray.config.loader import load_config
 from mlray.config.or_tools import OrToolsJobConfig
@@ -23,13 +30,16 @@ from mlray.config.preprocessing import PreprocessingConfig
 from mlray.config.training import TrainingJobConfig
 from mlray.demo.services import LocalServices
 from mlray.storage.emulator import free_port
+from mlray.usecases import driver_trips
 
 log = logging.getLogger(__name__)
 APP_NAME = "mlray-demo"
+STEPS = 7
+STABLE, CANARY = "v1", "v2"
 
 
-def step(title: str) -> None:
-    print(f"\n==> {title}", flush=True)
+def step(number: int, title: str) -> None:
+    print(f"\n==> {number}/{STEPS} {title}", flush=True)
 
 
 def preprocess(config: DemoConfig) -> dict[str, Any]:
@@ -38,11 +48,29 @@ def preprocess(config: DemoConfig) -> dict[str, Any]:
     return run_preprocessing(load_config(PreprocessingConfig, config.preprocessing_config))
 
 
-def train(config: DemoConfig, storage_uri: str) -> dict[str, Any]:
+def feature_store_overrides(config: DemoConfig) -> list[str]:
+    """The demo keeps its registry and online store under output_dir, apart from ``make demo-features``'s."""
+    return [f"repo.state_dir={Path(config.output_dir, 'feature_store').resolve()}"]
+
+
+def materialize_features(config: DemoConfig) -> dict[str, Any]:
+    from mlray.features.materialize import materialize_on_ray
+
+    # A fresh store each run, so that materialize_incremental loads every row, not only those since the last run.
+    shutil.rmtree(Path(config.output_dir, "feature_store"), ignore_errors=True)
+    report = materialize_on_ray(load_config(FeaturesConfig, config.features_config, feature_store_overrides(config)))
+    return {"status": report["status"], "rows": {name: view.get("source_rows") for name, view in report["views"].items()}}
+
+
+def train(config: DemoConfig, storage_uri: str, positive_rate: float) -> dict[str, Any]:
     from mlray.train import run_training
 
     overrides = [*config.training_overrides, f"storage.uri={storage_uri}"]
-    return run_training(load_config(TrainingJobConfig, config.training_config, overrides))
+    trained = run_training(load_config(TrainingJobConfig, config.training_config, overrides))
+    summary = {k: trained.get(k) for k in ("status", "metrics", "model_uri", "registered_model", "best_epoch")}
+    # What a model that learned nothing scores: always the majority class.
+    summary["baseline_accuracy"] = round(max(positive_rate, 1 - positive_rate), 4)
+    return summary
 
 
 def solve(config: DemoConfig, instance: str) -> dict[str, Any] | None:
@@ -63,93 +91,207 @@ def solve(config: DemoConfig, instance: str) -> dict[str, Any] | None:
     return optimizer_for(problem, solver_config).parallel_solve(problem).summary()
 
 
-def serve_and_query(config: DemoConfig, model_uri: str, queries: pd.DataFrame) -> dict[str, Any]:
-    import httpx
+def inference_config(config: DemoConfig, trained: dict[str, Any]) -> InferenceConfig:
+    """configs/inference.yaml with the trained model as stable, its registry copy as canary, online features on."""
+    base = load_config(InferenceConfig, config.inference_config).model_dump(mode="json")
+    canary_uri = trained.get("registered_model") or trained["model_uri"]
+    base["models"].update(
+        versions={STABLE: trained["model_uri"], CANARY: canary_uri},
+        stable=STABLE,
+        feature_names=list(driver_trips.FEATURE_COLUMNS),
+    )
+    base["rollout"].update(canary=CANARY, canary_weight=config.canary_weight, promote_after_windows=None,
+                           max_p99_ms=config.canary_max_p99_ms)
+    base["mlflow"]["tracking_uri"] = training_tracking_uri(config)
+    base["features"] = {
+        "enricher": "mlray.features.online:OnlineFeatureEnricher",
+        # replicas may run in another folder: give them absolute paths
+        "kwargs": {"features_config": str(Path(config.features_config).resolve()),
+                   "overrides": feature_store_overrides(config),
+                   "feature_names": list(driver_trips.FEATURE_COLUMNS)},
+    }  # fmt: skip
+    return InferenceConfig.model_validate(base)
+
+
+def training_tracking_uri(config: DemoConfig) -> str:
+    training = load_config(TrainingJobConfig, config.training_config, config.training_overrides)
+    uri = training.mlflow.tracking_uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+def start_serving(config: DemoConfig, trained: dict[str, Any]) -> str:
     from ray import serve
 
     from mlray.serve.app import build_application
 
-    overrides = [
-        f"models.versions.v1={model_uri}",
-        f"models.versions.v2={model_uri}",
-        "models.stable=v1",
-        "rollout.canary=v2",
-        f"rollout.canary_weight={config.canary_weight}",
-    ]
-    inference = load_config(InferenceConfig, config.inference_config, overrides)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_application(inference), name=APP_NAME, route_prefix="/")
-    url = f"http://127.0.0.1:{port}"
+    serve.run(build_application(inference_config(config, trained)), name=APP_NAME, route_prefix="/")
+    return f"http://127.0.0.1:{port}"
+
+
+def query_instances(config: DemoConfig, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``num_queries`` instances: most with the full feature vector, ``entity_key_share`` with entity keys only."""
+    rows = frame.sample(n=config.num_queries, replace=len(frame) < config.num_queries, random_state=7)
+    by_keys = np.random.default_rng(7).uniform(size=len(rows)) < config.entity_key_share
+    key_fields = [driver_trips.ENTITY_COLUMN, *driver_trips.REQUEST_FEATURES]
+    return [
+        {name: _plain(row[name]) for name in (key_fields if keys_only else driver_trips.FEATURE_COLUMNS)}
+        for (_, row), keys_only in zip(rows.iterrows(), by_keys, strict=True)
+    ]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def query(config: DemoConfig, url: str, instances: list[dict[str, Any]]) -> dict[str, Any]:
+    import httpx
+
+    from mlray.serve.client import post_concurrently
+
+    responses = post_concurrently(url, [{"instances": [i]} for i in instances], config.query_concurrency)
     versions: collections.Counter[str] = collections.Counter()
-    failures = 0
-    features = queries[["conv_rate", "acc_rate", "avg_daily_trips", "trip_distance_km"]].to_dict("records")
-    with httpx.Client(base_url=url, timeout=30) as client:
-        for row in features[: config.num_queries]:
-            response = client.post("/v1/predict", json={"instances": [row]})
-            if response.status_code == 200:
-                versions[response.json()["model_version"]] += 1
-            else:
-                failures += 1
+    latencies_ms, failures, by_keys = [], [], 0
+    for instance, response in zip(instances, responses, strict=True):
+        if isinstance(response, httpx.Response) and response.status_code == 200:
+            versions[response.json()["model_version"]] += 1
+            latencies_ms.append(response.elapsed.total_seconds() * 1000)
+            by_keys += driver_trips.ENTITY_COLUMN in instance
+        else:
+            failures.append(response.text[:200] if isinstance(response, httpx.Response) else repr(response))
     answered = sum(versions.values())
+    rollout = httpx.get(f"{url}/v1/rollout", timeout=30).json()
     return {
+        "rollout": {"status": rollout["status"], "reason": rollout.get("reason")},
         "url": url,
         "answered": answered,
-        "failed": failures,
+        "failed": len(failures),
+        "failures": failures[:3],
+        "answered_by_entity_keys": by_keys,
         "versions": dict(versions),
-        "canary_share": round(versions.get("v2", 0) / answered, 3) if answered else None,
+        "canary_share": round(versions.get(CANARY, 0) / answered, 3) if answered else None,
+        "latency_ms": {f"p{q}": round(float(np.percentile(latencies_ms, q)), 1) for q in (50, 99)} if latencies_ms else None,
     }
+
+
+def batch_predict(config: DemoConfig, trained: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
+    from mlray.serve.batch import run_batch_inference
+
+    output = Path(config.output_dir).resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    inputs = frame.sample(n=min(config.batch_rows, len(frame)), random_state=11).reset_index(drop=True)
+    inputs.insert(0, "row_id", range(len(inputs)))
+    input_path = output / "batch_input.parquet"
+    inputs.to_parquet(input_path, index=False)
+    batch = load_config(BatchInferenceConfig, config.batch_inference_config, [
+        f"batch.input_uri={input_path}",
+        f"batch.output_uri={output / 'predictions'}",
+        f"batch.model_uri={trained['model_uri']}",
+    ])  # fmt: skip
+    report = run_batch_inference(batch)
+    return {**report, "input_uri": str(input_path)}
+
+
+def compare_batch_with_online(url: str, batch: dict[str, Any]) -> dict[str, Any]:
+    """Send each batch input row to the stable version online; the largest probability difference."""
+    import httpx
+
+    from mlray.serve.client import post_concurrently
+
+    inputs = pd.read_parquet(batch["input_uri"])
+    offline = pd.read_parquet(batch["output_uri"]).set_index("row_id").loc[inputs["row_id"]]
+    bodies = [{"instances": [[float(v) for v in row]]} for row in inputs[driver_trips.FEATURE_COLUMNS].to_numpy()]
+    responses = post_concurrently(url, bodies, concurrency=8, headers=[{"x-model-version": STABLE}] * len(bodies))
+    failed = [r for r in responses if not (isinstance(r, httpx.Response) and r.status_code == 200)]
+    if failed:
+        return {"rows": len(bodies), "equal": False, "error": f"{len(failed)} online requests failed: {failed[0]!r}"}
+    online = [r.json()["predictions"][0] for r in responses]
+    labels_equal = [p["label"] for p in online] == list(offline["label"])
+    difference = max(
+        float(np.max(np.abs(np.asarray(p["probabilities"]) - np.asarray(q))))
+        for p, q in zip(online, offline["probabilities"], strict=True)
+    )
+    return {"rows": len(bodies), "labels_equal": labels_equal, "max_probability_difference": difference,
+            "equal": labels_equal and difference <= 1e-5}  # fmt: skip
 
 
 def run_demo(config: DemoConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {"status": "ok"}
     with LocalServices(bucket=config.bucket, num_cpus=config.num_cpus, use_gcs_emulator=config.use_gcs_emulator) as services:
         print(f"Ray dashboard: {services.dashboard_url}", flush=True)
-        storage_uri = f"gs://{config.bucket}/train" if config.use_gcs_emulator else "runs/demo/storage"
+        summary["dashboard_url"] = services.dashboard_url
+        summary["gcs_emulator"] = services.emulator.url if services.emulator else None
+        storage_uri = f"gs://{config.bucket}/train" if config.use_gcs_emulator else f"{config.output_dir}/storage"
 
-        step("1/4 preprocess: synthetic driver-trips data as Parquet")
+        step(1, "preprocess: synthetic driver-trips data as Parquet")
         prepared = preprocess(config)
         summary["preprocess"] = prepared["rows"]
+        frame = pd.read_parquet(prepared["artifacts"]["training"])
 
-        step(f"2/4 train: DDP on Ray Train, checkpoints to {storage_uri}, MLflow on SQLite")
-        trained = train(config, storage_uri)
-        summary["train"] = {k: trained.get(k) for k in ("status", "metrics", "model_uri", "best_epoch")}
+        step(2, "features: feast apply + materialize_incremental into the SQLite online store (a Ray task)")
+        summary["features"] = materialize_features(config)
 
-        step("3/4 solve: job shop and vehicle routing with the OR-Tools/PyVRP portfolio")
+        step(3, f"train: DDP on Ray Train, checkpoints to {storage_uri}, MLflow on SQLite")
+        summary["train"] = train(config, storage_uri, prepared["positive_rate"])
+        if summary["train"]["status"] == "failed":
+            raise RuntimeError(f"training failed: {summary['train']}")
+
+        step(4, "solve: job shop and vehicle routing with the OR-Tools/PyVRP portfolio")
         summary["jobshop"] = solve(config, config.scheduling_instance)
         summary["routing"] = solve(config, config.routing_instance)
 
-        step(f"4/4 serve: stable v1 + canary v2 at {config.canary_weight:.0%}, then {config.num_queries} queries")
-        queries = pd.read_parquet(prepared["artifacts"]["training"])
-        summary["serve"] = serve_and_query(config, trained["model_uri"], queries)
+        step(5, f"serve: stable {STABLE} (checkpoint bundle) + canary {CANARY} (MLflow registry) at {config.canary_weight:.0%}")
+        url = start_serving(config, summary["train"])
+        print(f"    {url}/v1/predict", flush=True)
+
+        step(6, f"query: {config.num_queries} requests, {config.entity_key_share:.0%} with entity keys only")
+        summary["serve"] = {**query(config, url, query_instances(config, frame)), "canary_target": config.canary_weight}
+
+        step(7, "batch inference: Ray Data over a Parquet file, compared with the online route")
+        summary["batch"] = batch_predict(config, summary["train"], frame)
+        summary["batch"]["matches_online"] = compare_batch_with_online(url, summary["batch"])
+    summary["mlflow_tracking_uri"] = training_tracking_uri(config)
     print_report(summary)
-    if summary["train"]["status"] == "failed" or summary["serve"]["failed"]:
+    if summary["serve"]["failed"] or not summary["batch"]["matches_online"]["equal"]:
         summary["status"] = "failed"
     return summary
 
 
-def print_report(summary: dict[str, Any]) -> None:
-    train, serve_result = summary["train"], summary["serve"]
+def report_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    train, served, batch = summary["train"], summary["serve"], summary["batch"]
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(train["metrics"].items()) if k.startswith("val_"))
     rows = [
-        ("training", f"{train['status']}, metrics {train['metrics']}"),
-        ("model", str(train["model_uri"])),
+        ("features", f"materialized {summary['features']['rows']}"),
+        ("training", f"{train['status']}: {metrics} (majority-class baseline {train['baseline_accuracy']})"),
     ]
     for name in ("jobshop", "routing"):
         result = summary.get(name)
         if result:
             rows.append((name, f"{result['problem']}: objective {result['objective']}, gap to best known "
-                               f"{result['gap_to_best_known']}, feasible {result['feasible']}"))
-    rows.append(("serving", f"{serve_result['answered']} answered, {serve_result['failed']} failed, "
-                            f"canary share {serve_result['canary_share']}"))
+                               f"{result['gap_to_best_known']:.2%}, {result['status']}, feasible {result['feasible']}"))
+    rows += [
+        ("serving", f"{served['answered']}/{served['answered'] + served['failed']} answered "
+                    f"({served['answered_by_entity_keys']} from entity keys), latency {served['latency_ms']} ms"),
+        ("canary", f"{CANARY} share {served['canary_share']} (target {served['canary_target']}), rollout {served['rollout']['status']}"),
+        ("batch", f"{batch['rows']} rows -> {batch['output_uri']}; equal to online: {batch['matches_online']['equal']}"),
+    ]  # fmt: skip
+    return rows
+
+
+def print_report(summary: dict[str, Any]) -> None:
     print("\n| step | result |\n|---|---|")
-    for name, text in rows:
+    for name, text in report_rows(summary):
         print(f"| {name} | {text} |")
+    plots = [p for name in ("jobshop", "routing") for p in (summary.get(name) or {}).get("plots", {}).values()]
     print(
         "\nWhere to look:\n"
-        "  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri sqlite:///runs/demo/mlflow.db\n"
-        "  Solver PNGs: " + ", ".join(
-            p for name in ("jobshop", "routing") for p in (summary.get(name) or {}).get("plots", {}).values()
-        ) + "\n"
-        "  On KubeRay:  clusters/rayjob-train.yaml, clusters/rayjob-optimize.yaml, clusters/rayservice.yaml\n",
+        f"  Ray dashboard (while it runs): {summary['dashboard_url']}\n"
+        f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {summary['mlflow_tracking_uri']}\n"
+        f"  Solver PNGs: {', '.join(plots) or 'none'}\n"
+        "  On KubeRay:  clusters/rayjob-{preprocess,materialize,train,optimize,batch-predict}.yaml, clusters/rayservice.yaml\n",
         flush=True,
     )

@@ -36,3 +36,29 @@ def post_concurrently(
 ) -> list[httpx.Response | Exception]:
     """POST each body to ``/v1/predict``; a response (``.elapsed`` is its latency) or the exception, in order."""
     return asyncio.run(_post_all(base_url, bodies, concurrency, headers))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mlray.serve.client URL``: a few rows of the preprocessed data, predicted online."""
+    import argparse
+    import json
+
+    import pandas as pd
+
+    from mlray.usecases import driver_trips
+
+    parser = argparse.ArgumentParser(prog="python -m mlray.serve.client", description=main.__doc__)
+    parser.add_argument("url", help="the Serve app, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--data", default="data/processed/training.parquet", help="rows to send (jobs.preprocess writes it)")
+    parser.add_argument("--count", type=int, default=5)
+    parser.add_argument("--api-key", default=None, help="sent as 'Authorization: Bearer KEY'")
+    args = parser.parse_args(argv)
+    rows = pd.read_parquet(args.data, columns=driver_trips.FEATURE_COLUMNS).head(args.count)
+    headers = {"authorization": f"Bearer {args.api_key}"} if args.api_key else None
+    response = httpx.post(f"{args.url}/v1/predict", json={"instances": rows.to_dict("records")}, headers=headers, timeout=60)
+    print(json.dumps({"status_code": response.status_code, "body": response.json()}, indent=2))
+    return 0 if response.status_code == 200 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
