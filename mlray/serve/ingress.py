@@ -209,7 +209,7 @@ class BatchedPredictionService:
             raise self.core.failed(version, started, result)
         return self.core.succeeded(prepared, body, result)
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)  # reconfigure() sets the configured values
     async def _run_batched(self, versions: list[str], rows: list[torch.Tensor]) -> list[Any]:
         """One model call per version in the batch; a failing version fails only its own requests."""
         results: list[Any] = [None] * len(versions)
@@ -218,7 +218,8 @@ class BatchedPredictionService:
             self.core.metrics.batch(version, len(members))
             try:
                 model = await self._load(version)
-                predictions = model.predict(torch.cat([rows[i] for i in members]))
+                # Off the event loop: the replica keeps reading and answering requests while torch computes.
+                predictions = await asyncio.to_thread(model.predict, torch.cat([rows[i] for i in members]))
             except Exception as exc:  # noqa: BLE001 - handed to each request of this version
                 for i in members:
                     results[i] = exc
