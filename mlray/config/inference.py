@@ -25,9 +25,11 @@ class ServiceSection(ConfigModel):
     max_ongoing_requests: PositiveInt = Field(
         default=128, description="In-flight requests per replica; caps the batch size Serve can form."
     )
-    batch_size: PositiveInt = Field(default=32, description="@serve.batch max_batch_size (runtime-changeable).")
+    batch_size: PositiveInt = Field(default=64, description="@serve.batch max_batch_size (runtime-changeable).")
     batch_wait_timeout_s: NonNegativeFloat = Field(
-        default=0.002, description="@serve.batch batch_wait_timeout_s (runtime-changeable)."
+        default=0.0,
+        description="@serve.batch batch_wait_timeout_s (runtime-changeable); 0: no added wait, a batch is "
+        "what queued while the previous one ran.",
     )
     num_cpus: PositiveFloat = Field(default=1, description="CPUs reserved per replica.")
     max_body_bytes: PositiveInt = Field(default=1_048_576, description="Larger request bodies get 413.")

@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlray.config.inference import ServiceSection
+
 from tests.serve.conftest import (
     Bundles,
     assert_same_predictions,
@@ -144,7 +146,8 @@ def test_models_route_lists_versions_and_what_this_replica_loaded(client):
     models = client.get("/v1/models").json()
     assert models["stable"] == "v1" and set(models["versions"]) == {"v1", "v2", "broken"}
     assert models["loaded_here"]["v1"] == ["conv_rate", "acc_rate", "avg_daily_trips", "trip_distance_km"]
-    assert models["batching"] == {"max_batch_size": 32, "batch_wait_timeout_s": 0.002}
+    defaults = ServiceSection()
+    assert models["batching"] == {"max_batch_size": defaults.batch_size, "batch_wait_timeout_s": defaults.batch_wait_timeout_s}
 
 
 def test_sampled_predictions_are_logged_to_the_sink_without_keys(client, log_sink):
