@@ -7,6 +7,8 @@ its LNS workers start from it at once; a round that ends OPTIMAL proves its
 objective is a bound. A watcher thread stops the round (``stop_search``) when
 the store says stop, a better outside incumbent is waiting, or the arm's
 thread allotment changed; the solution callback publishes without blocking.
+An arm given more workers than its race share (the leader after the race)
+runs CP-SAT's own portfolio on them, without its strategy options.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class CpSatJobShopArm(Arm):
         super().__init__(problem, spec, cpus)
         self.options = dict(spec.options)
         self.fixed_workers = self.options.pop("num_workers", None)
+        self.race_workers = cpus  # the share it was built for; beyond it the strategy options are dropped
         self._build_model(problem)
 
     @classmethod
@@ -121,9 +124,13 @@ class CpSatJobShopArm(Arm):
             self._hint(JobShopSchedule.from_payload(start.payload))
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = time_limit
-        solver.parameters.num_workers = int(self.fixed_workers or self.cpus)
+        workers = int(self.fixed_workers or self.cpus)
+        solver.parameters.num_workers = workers
         solver.parameters.random_seed = self.spec.seed + 1000 * round_index
-        apply_parameters(solver.parameters, self.options)
+        if self.fixed_workers is not None or workers <= self.race_workers:
+            apply_parameters(solver.parameters, self.options)
+        # else: the arm holds the CPUs of the parked arms. A strategy such as optimize_with_core would bind
+        # every worker; CP-SAT's own multi-worker portfolio already runs those strategies side by side.
         done = threading.Event()
         interrupted = threading.Event()
 
