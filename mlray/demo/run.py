@@ -66,8 +66,10 @@ def train(config: DemoConfig, storage_uri: str, positive_rate: float) -> dict[st
     from mlray.train import run_training
 
     overrides = [*config.training_overrides, f"storage.uri={storage_uri}"]
-    trained = run_training(load_config(TrainingJobConfig, config.training_config, overrides))
+    training = load_config(TrainingJobConfig, config.training_config, overrides)
+    trained = run_training(training)
     summary = {k: trained.get(k) for k in ("status", "metrics", "model_uri", "registered_model", "best_epoch")}
+    summary["mlflow_tracking_uri"] = absolute_sqlite_uri(training.mlflow.tracking_uri)
     # What a model that learned nothing scores: always the majority class.
     summary["baseline_accuracy"] = round(max(positive_rate, 1 - positive_rate), 4)
     return summary
@@ -102,7 +104,7 @@ def inference_config(config: DemoConfig, trained: dict[str, Any]) -> InferenceCo
     )
     base["rollout"].update(canary=CANARY, canary_weight=config.canary_weight, promote_after_windows=None,
                            max_p99_ms=config.canary_max_p99_ms)
-    base["mlflow"]["tracking_uri"] = training_tracking_uri(config)
+    base["mlflow"]["tracking_uri"] = trained["mlflow_tracking_uri"]
     base["features"] = {
         "enricher": "mlray.features.online:OnlineFeatureEnricher",
         # replicas may run in another folder: give them absolute paths
@@ -113,9 +115,8 @@ def inference_config(config: DemoConfig, trained: dict[str, Any]) -> InferenceCo
     return InferenceConfig.model_validate(base)
 
 
-def training_tracking_uri(config: DemoConfig) -> str:
-    training = load_config(TrainingJobConfig, config.training_config, config.training_overrides)
-    uri = training.mlflow.tracking_uri
+def absolute_sqlite_uri(uri: str) -> str:
+    """A relative ``sqlite:///`` store made absolute, so that replicas in another folder find it."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(Path(uri[len(prefix):]).resolve())
@@ -254,7 +255,6 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         step(7, "batch inference: Ray Data over a Parquet file, compared with the online route")
         summary["batch"] = batch_predict(config, summary["train"], frame)
         summary["batch"]["matches_online"] = compare_batch_with_online(url, summary["batch"])
-    summary["mlflow_tracking_uri"] = training_tracking_uri(config)
     print_report(summary)
     if summary["serve"]["failed"] or not summary["batch"]["matches_online"]["equal"]:
         summary["status"] = "failed"
@@ -290,7 +290,7 @@ def print_report(summary: dict[str, Any]) -> None:
     print(
         "\nWhere to look:\n"
         f"  Ray dashboard (while it runs): {summary['dashboard_url']}\n"
-        f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {summary['mlflow_tracking_uri']}\n"
+        f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {summary['train']['mlflow_tracking_uri']}\n"
         f"  Solver PNGs: {', '.join(plots) or 'none'}\n"
         "  On KubeRay:  clusters/rayjob-{preprocess,materialize,train,optimize,batch-predict}.yaml, clusters/rayservice.yaml\n",
         flush=True,
