@@ -12,7 +12,6 @@ overrides, on a local Ray cluster and a local GCS emulator that
 from __future__ import annotations
 
 import collections
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from mlray.demo.services import LocalServices
 from mlray.storage.emulator import free_port
 from mlray.usecases import driver_trips
 
-log = logging.getLogger(__name__)
 APP_NAME = "mlray-demo"
 STEPS = 7
 STABLE, CANARY = "v1", "v2"
@@ -123,14 +121,14 @@ def absolute_sqlite_uri(uri: str) -> str:
     return uri
 
 
-def start_serving(config: DemoConfig, trained: dict[str, Any]) -> str:
+def start_serving(inference: InferenceConfig) -> str:
     from ray import serve
 
     from mlray.serve.app import build_application
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_application(inference_config(config, trained)), name=APP_NAME, route_prefix="/")
+    serve.run(build_application(inference), name=APP_NAME, route_prefix="/")
     return f"http://127.0.0.1:{port}"
 
 
@@ -152,29 +150,29 @@ def _plain(value: Any) -> Any:
 def query(config: DemoConfig, url: str, instances: list[dict[str, Any]]) -> dict[str, Any]:
     import httpx
 
-    from mlray.serve.client import post_concurrently
+    from mlray.serve.client import answered, post_concurrently
 
     responses = post_concurrently(url, [{"instances": [i]} for i in instances], config.query_concurrency)
     versions: collections.Counter[str] = collections.Counter()
     latencies_ms, failures, by_keys = [], [], 0
     for instance, response in zip(instances, responses, strict=True):
-        if isinstance(response, httpx.Response) and response.status_code == 200:
+        if answered(response):
             versions[response.json()["model_version"]] += 1
             latencies_ms.append(response.elapsed.total_seconds() * 1000)
             by_keys += driver_trips.ENTITY_COLUMN in instance
         else:
             failures.append(response.text[:200] if isinstance(response, httpx.Response) else repr(response))
-    answered = sum(versions.values())
+    num_answered = sum(versions.values())
     rollout = httpx.get(f"{url}/v1/rollout", timeout=30).json()
     return {
         "rollout": {"status": rollout["status"], "reason": rollout.get("reason")},
         "url": url,
-        "answered": answered,
+        "answered": num_answered,
         "failed": len(failures),
         "failures": failures[:3],
         "answered_by_entity_keys": by_keys,
         "versions": dict(versions),
-        "canary_share": round(versions.get(CANARY, 0) / answered, 3) if answered else None,
+        "canary_share": round(versions.get(CANARY, 0) / num_answered, 3) if num_answered else None,
         "latency_ms": {f"p{q}": round(float(np.percentile(latencies_ms, q)), 1) for q in (50, 99)} if latencies_ms else None,
     }
 
@@ -197,17 +195,15 @@ def batch_predict(config: DemoConfig, trained: dict[str, Any], frame: pd.DataFra
     return {**report, "input_uri": str(input_path)}
 
 
-def compare_batch_with_online(url: str, batch: dict[str, Any]) -> dict[str, Any]:
+def compare_batch_with_online(url: str, version_header: str, batch: dict[str, Any]) -> dict[str, Any]:
     """Send each batch input row to the stable version online; the largest probability difference."""
-    import httpx
-
-    from mlray.serve.client import post_concurrently
+    from mlray.serve.client import answered, post_concurrently
 
     inputs = pd.read_parquet(batch["input_uri"])
     offline = pd.read_parquet(batch["output_uri"]).set_index("row_id").loc[inputs["row_id"]]
     bodies = [{"instances": [[float(v) for v in row]]} for row in inputs[driver_trips.FEATURE_COLUMNS].to_numpy()]
-    responses = post_concurrently(url, bodies, concurrency=8, headers=[{"x-model-version": STABLE}] * len(bodies))
-    failed = [r for r in responses if not (isinstance(r, httpx.Response) and r.status_code == 200)]
+    responses = post_concurrently(url, bodies, concurrency=8, headers=[{version_header: STABLE}] * len(bodies))
+    failed = [r for r in responses if not answered(r)]
     if failed:
         return {"rows": len(bodies), "equal": False, "error": f"{len(failed)} online requests failed: {failed[0]!r}"}
     online = [r.json()["predictions"][0] for r in responses]
@@ -246,7 +242,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         summary["routing"] = solve(config, config.routing_instance)
 
         step(5, f"serve: stable {STABLE} (checkpoint bundle) + canary {CANARY} (MLflow registry) at {config.canary_weight:.0%}")
-        url = start_serving(config, summary["train"])
+        inference = inference_config(config, summary["train"])
+        url = start_serving(inference)
         print(f"    {url}/v1/predict", flush=True)
 
         step(6, f"query: {config.num_queries} requests, {config.entity_key_share:.0%} with entity keys only")
@@ -254,7 +251,9 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
         step(7, "batch inference: Ray Data over a Parquet file, compared with the online route")
         summary["batch"] = batch_predict(config, summary["train"], frame)
-        summary["batch"]["matches_online"] = compare_batch_with_online(url, summary["batch"])
+        summary["batch"]["matches_online"] = compare_batch_with_online(
+            url, inference.models.version_header, summary["batch"]
+        )
     print_report(summary)
     if summary["serve"]["failed"] or not summary["batch"]["matches_online"]["equal"]:
         summary["status"] = "failed"

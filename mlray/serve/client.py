@@ -22,7 +22,7 @@ async def _post_all(
                     return await client.post(
                         "/v1/predict", json=bodies[index], headers=headers[index] if headers else None
                     )
-                except Exception as exc:  # noqa: BLE001 - reported to the test as a failed request
+                except Exception as exc:  # noqa: BLE001 - returned: the caller counts it as a failed request
                     return exc
 
         return await asyncio.gather(*(one(i) for i in range(len(bodies))))
@@ -36,6 +36,11 @@ def post_concurrently(
 ) -> list[httpx.Response | Exception]:
     """POST each body to ``/v1/predict``; a response (``.elapsed`` is its latency) or the exception, in order."""
     return asyncio.run(_post_all(base_url, bodies, concurrency, headers))
+
+
+def answered(response: httpx.Response | Exception) -> bool:
+    """Whether one of ``post_concurrently``'s results is a 200 response."""
+    return isinstance(response, httpx.Response) and response.status_code == 200
 
 
 def main(argv: Sequence[str] | None = None) -> int:

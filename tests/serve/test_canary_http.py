@@ -8,7 +8,7 @@ from collections import Counter
 import httpx
 
 from tests.serve.conftest import sample_rows, wait_for
-from mlray.serve.client import post_concurrently
+from mlray.serve.client import answered, post_concurrently
 
 REQUESTS = 2000
 
@@ -98,7 +98,7 @@ def test_weights_and_versions_change_at_runtime_without_dropping_requests(deploy
                 failures.append(exc)
                 return
             for response in responses:
-                if isinstance(response, httpx.Response) and response.status_code == 200:
+                if answered(response):
                     seen[response.json()["model_version"]] += 1
                 else:
                     failures.append(response)
