@@ -5,7 +5,10 @@
 benchmark. It applies the definitions when they changed, then moves each online
 view forward: a view's first run covers ``[materialize.first_start, end]``,
 every later one ``(last end, end]`` (Feast's ``materialize_incremental``), so
-rows already materialized are not read again.
+rows already materialized are not read again. A view already materialized up
+to ``end`` or later is left alone: the online store keeps only the latest
+values, so a late or backfill run has nothing to add (and Feast would record
+a backwards interval in the registry).
 """
 
 from __future__ import annotations
@@ -59,11 +62,16 @@ def materialize(config: FeaturesConfig) -> dict[str, Any]:
     end = as_utc(config.materialize.end or datetime.now(timezone.utc))
     first_start = as_utc(config.materialize.first_start or EPOCH)
     windows: dict[str, tuple[datetime, datetime]] = {}
-    first_time, continuing = [], []
+    first_time, continuing, up_to_date = [], [], {}
     for view in views_to_materialize(store, config):
         if view.materialization_intervals:
+            last_end = as_utc(view.most_recent_end_time)
+            if last_end >= end:
+                up_to_date[view.name] = {"start": last_end.isoformat(), "end": end.isoformat(), "source_rows": 0,
+                                         "skipped": f"already materialized up to {last_end.isoformat()}"}
+                continue
             continuing.append(view.name)
-            windows[view.name] = (as_utc(view.most_recent_end_time), end)
+            windows[view.name] = (last_end, end)
         else:
             first_time.append(view.name)
             windows[view.name] = (first_start, end)
@@ -71,7 +79,7 @@ def materialize(config: FeaturesConfig) -> dict[str, Any]:
         store.materialize(start_date=first_start, end_date=end, feature_views=first_time)
     if continuing:
         store.materialize_incremental(end_date=end, feature_views=continuing)
-    views = {}
+    views: dict[str, dict[str, Any]] = dict(up_to_date)
     for name, (start, stop) in windows.items():
         views[name] = {
             "start": start.isoformat(),

@@ -79,6 +79,22 @@ def test_a_second_materialization_picks_up_only_new_rows(fresh_setup):
     assert online.loc[idle[0], "conv_rate"] != np.float32(0.999)
 
 
+def test_a_run_for_an_end_already_covered_changes_nothing(fresh_setup):
+    later, earlier = START + pd.Timedelta(hours=20), START + pd.Timedelta(hours=10)
+    materialize(with_end(fresh_setup, later))
+    drivers = sorted(fresh_setup.data.driver_stats.driver_id.unique())
+    before = online_values(fresh_setup, drivers)
+
+    report = materialize(with_end(fresh_setup, earlier))  # a late Airflow run, or a backfill
+
+    window = report["views"]["driver_hourly_stats"]
+    assert window["source_rows"] == 0 and "already materialized up to" in window["skipped"]
+    view = open_store(fresh_setup.config).get_feature_view("driver_hourly_stats")
+    assert all(start <= end for start, end in view.materialization_intervals)  # no backwards interval recorded
+    assert pd.Timestamp(view.most_recent_end_time) == later
+    pd.testing.assert_frame_equal(online_values(fresh_setup, drivers), before)
+
+
 def test_unknown_views_to_materialize_are_refused_naming_them(fresh_setup):
     config = fresh_setup.config
     config.materialize.views = ["driver_hourly_stats", "rider_stats"]
