@@ -1,7 +1,8 @@
 """Stopping a run from outside: SIGTERM to the driver (spot preemption, ``ray job stop``).
 
 The driver's handler only sets a flag; a helper thread tells the workers through
-a small ``RunControl`` actor that their poller reads, and the ranks agree to
+a small ``RunControl`` actor that each worker waits on (one pending call, no
+polling: the training processes keep their CPU), and the ranks agree to
 stop at their next check, save a checkpoint and return. If they are not done
 within ``spot.grace_period`` seconds the driver exits anyway, so the platform's
 hard kill never lands on a half-written summary.
@@ -9,6 +10,7 @@ hard kill never lands on a half-written summary.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -20,22 +22,28 @@ from typing import Any
 
 import ray
 
+from mlray.entrypoint import EXIT_PREEMPTED
+
 log = logging.getLogger(__name__)
 
-EXIT_GRACE_EXCEEDED = 143
 
 
 @ray.remote(num_cpus=0)
 class RunControl:
+    """An async actor, so ``wait_for_stop`` calls from every worker wait side by side."""
+
     def __init__(self) -> None:
-        self._requested_at: float | None = None
+        self._requested = asyncio.Event()
 
-    def request_stop(self) -> None:
-        if self._requested_at is None:
-            self._requested_at = time.time()
+    async def request_stop(self) -> None:
+        self._requested.set()
 
-    def stop_requested(self) -> bool:
-        return self._requested_at is not None
+    async def stop_requested(self) -> bool:
+        return self._requested.is_set()
+
+    async def wait_for_stop(self) -> bool:
+        await self._requested.wait()
+        return True
 
 
 class DriverSignals:
@@ -70,7 +78,7 @@ def stop_on_sigterm(control: Any, grace_period: float,
         if not finished.wait(grace_period):
             log.error("workers did not stop within the grace period of %.0f s: exiting", grace_period)
             on_grace_exceeded()
-            os._exit(EXIT_GRACE_EXCEEDED)
+            os._exit(EXIT_PREEMPTED)
 
     previous = signal.signal(signal.SIGTERM, signals._handle)
     thread = threading.Thread(target=relay, name="mlray-sigterm-relay", daemon=True)

@@ -23,9 +23,6 @@ from mlray.train.checkpoint import META_FILE, epoch_of
 
 log = logging.getLogger(__name__)
 
-CONTROL_POLL_S = 0.25
-
-
 class Session(Protocol):
     rank: int
     world_size: int
@@ -92,26 +89,27 @@ class LocalSession:
         return None
 
 
-class ControlPoller:
-    """Polls the driver's RunControl actor in the background, so the loop only reads a flag."""
+class DriverStopWatcher:
+    """Waits on the driver's RunControl actor in the background, so the loop only reads a flag.
+
+    One pending ``wait_for_stop`` call per worker, not a poll: a poll every fraction
+    of a second costs the training processes CPU and GIL time on every step.
+    """
 
     def __init__(self, control: Any):
         self._control = control
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="mlray-control-poll", daemon=True)
+        self._thread = threading.Thread(target=self._wait, name="mlray-control-wait", daemon=True)
         self._thread.start()
 
-    def _poll(self) -> None:
+    def _wait(self) -> None:
         import ray
 
-        while not self._stop.is_set():
-            try:
-                if ray.get(self._control.stop_requested.remote(), timeout=5):
-                    self._stop.set()
-                    return
-            except Exception as exc:  # noqa: BLE001 - a lost driver must not kill training
-                log.debug("control poll failed: %s", exc)
-            self._stop.wait(CONTROL_POLL_S)
+        try:
+            if ray.get(self._control.wait_for_stop.remote()):
+                self._stop.set()
+        except Exception as exc:  # noqa: BLE001 - a lost driver must not kill training
+            log.debug("waiting for the driver's stop request ended: %s", exc)
 
     @property
     def requested(self) -> bool:
@@ -165,7 +163,7 @@ class RayTrainSession:
         self.device = ray.train.torch.get_device()
         self._watch_preemption = watch_preemption
         self._remote = remote_storage
-        self._poller = ControlPoller(control) if control is not None else None
+        self._driver_stop = DriverStopWatcher(control) if control is not None else None
         self._sigterm = threading.Event()
         self.close = defer_worker_sigterm(self._sigterm, grace_period) if watch_preemption else lambda: None
 
@@ -191,7 +189,7 @@ class RayTrainSession:
         return ray.train.get_preemption_info() is not None
 
     def stop_requested(self) -> bool:
-        return self._sigterm.is_set() or (self._poller is not None and self._poller.requested)
+        return self._sigterm.is_set() or (self._driver_stop is not None and self._driver_stop.requested)
 
     def after_stop(self) -> None:
         if self._sigterm.is_set():
@@ -215,8 +213,13 @@ def upload_with_fsspec(checkpoint: Any, dir_name: str) -> Any:
 
 
 def copy_checkpoint_files(local: Path, fs: Any, destination: str) -> None:
-    for path in sorted(local.iterdir(), key=lambda path: path.name == META_FILE):
-        fs.put_file(str(path), f"{destination}/{path.name}")
+    """The data files side by side (fsspec uploads a list concurrently), then ``meta.json`` alone."""
+    files = sorted(local.iterdir())
+    data = [path for path in files if path.name != META_FILE]
+    if data:
+        fs.put([str(path) for path in data], [f"{destination}/{path.name}" for path in data])
+    for meta in (path for path in files if path.name == META_FILE):
+        fs.put_file(str(meta), f"{destination}/{meta.name}")
 
 
 def sibling_checkpoints(latest: Any) -> Iterator[tuple[str, Any]]:
