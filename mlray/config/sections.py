@@ -49,6 +49,11 @@ class SpotConfig(ConfigModel):
         default=25.0, description="Seconds from notice to clean stop; GKE spot gives 15-30 s."
     )
     checkpointing: SpotCheckpointingConfig = SpotCheckpointingConfig()
+    drain_poll_interval_s: PositiveFloat = Field(
+        default=1.0,
+        description="Training: how often Ray Train's preemption watcher asks for draining nodes "
+        "(RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S; Ray's own default is 5 s; an explicit environment variable wins).",
+    )
 
 
 class MonitoringConfig(ConfigModel):

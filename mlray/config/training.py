@@ -60,6 +60,11 @@ class TrainingSection(ConfigModel):
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     seed: NonNegativeInt = 0
     max_failures: int = Field(default=3, ge=-1, description="Worker failures recovered from; -1 = no limit.")
+    health_check_interval_s: PositiveFloat = Field(
+        default=1.0,
+        description="How often Ray Train's controller polls the workers, so how soon a dead one is noticed "
+        "(RAY_TRAIN_HEALTH_CHECK_INTERVAL_S; Ray's own default is 2 s; an explicit environment variable wins).",
+    )
     stop_check_batches: PositiveInt = Field(
         default=16, description="Every N batches the ranks agree whether to stop (signal, iteration timeout)."
     )

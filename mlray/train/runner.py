@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,22 @@ def prepare_run(config: TrainingJobConfig) -> PreparedRun:
     return PreparedRun(data, spec)
 
 
+# Ray Train settings that only exist as environment variables. Ones the user set before mlray
+# was imported win over the config.
+RAY_TRAIN_ENV_VARS = {
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": lambda config: config.training.health_check_interval_s,
+    "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S": lambda config: config.spot.drain_poll_interval_s,
+}
+_SET_BY_USER = {name for name in RAY_TRAIN_ENV_VARS if name in os.environ}
+
+
+def set_ray_train_env(config: TrainingJobConfig) -> None:
+    """The trainer reads these from the driver's environment and hands them to its controller."""
+    for name, value in RAY_TRAIN_ENV_VARS.items():
+        if name not in _SET_BY_USER:
+            os.environ[name] = str(value(config))
+
+
 def train_worker(loop_config: dict[str, Any]) -> None:
     """What each Ray Train worker runs."""
     import ray
@@ -75,11 +92,13 @@ def run_training(config: TrainingJobConfig) -> dict[str, Any]:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from mlray.train.control import RunControl, stop_on_sigterm
 
     storage = Storage(config.storage.uri)
     run_storage = storage.child(config.run_name)
+    set_ray_train_env(config)
     init_ray(config.ray)
     tracking_uri = tracking.absolute_tracking_uri(config.mlflow.tracking_uri)
     run_id = None
@@ -93,7 +112,9 @@ def run_training(config: TrainingJobConfig) -> dict[str, Any]:
         run_id = tracking.open_run(config.mlflow, run_storage, config.run_name, config.model_dump(mode="json"), tags)
 
     training = config.training
-    control = RunControl.remote()
+    control = RunControl.options(  # on the driver's node: it must outlive any worker node (spot)
+        scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    ).remote()
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={

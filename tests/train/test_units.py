@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 import torch
@@ -12,6 +14,7 @@ from mlray.train.loaders import parquet_frame
 from mlray.train.metrics import resolve_metrics
 from mlray.train.preprocess import DRIVER_STATS_FILE, TRAINING_FILE, TRIPS_FILE, run_preprocessing
 from mlray.train.stopping import Deadlines, EarlyStopping, MetricTracker, StopReason
+from tests.train.conftest import training_config
 
 
 def test_builtin_metrics_on_known_predictions():
@@ -78,3 +81,16 @@ def test_preprocessing_writes_feature_store_sources_and_training_frame(tmp_path)
 def test_default_loader_says_how_to_make_missing_data(tmp_path):
     with pytest.raises(FileNotFoundError, match="jobs.preprocess"):
         parquet_frame(str(tmp_path / "missing.parquet"))
+
+
+def test_ray_train_settings_reach_the_environment_unless_the_user_set_them(monkeypatch, tmp_path):
+    from mlray.train import runner
+
+    config = training_config(tmp_path, str(tmp_path / "storage"), f"sqlite:///{tmp_path}/m.db",
+                             training={"health_check_interval_s": 0.7}, spot={"drain_poll_interval_s": 0.3})
+    for name in runner.RAY_TRAIN_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runner, "_SET_BY_USER", {"RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S"})
+    runner.set_ray_train_env(config)
+    assert os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] == "0.7"
+    assert "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S" not in os.environ  # the user's own setting is never replaced
