@@ -7,7 +7,10 @@ A job module is three lines of glue::
         run_job("train", TrainingJobConfig, main)
 
 An invalid config exits with status 2 and one readable message before any
-work starts; the last line a job prints on stdout is one JSON object.
+work starts; the last line a job prints on stdout is one JSON object. A job
+that stopped for a spot notice (status ``preempted``, its checkpoint saved)
+exits 143, as a process ended by SIGTERM does, so that a RayJob's
+``backoffLimit`` or any retrying scheduler runs it again and it resumes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from mlray.config.loader import ConfigError, load_config
 
 EXIT_CONFIG_ERROR = 2
 EXIT_JOB_FAILED = 1
+EXIT_PREEMPTED = 143  # 128 + SIGTERM
 FAILED_STATUSES = {"failed", "error"}
 
 ConfigT = TypeVar("ConfigT", bound=ConfigModel)
@@ -75,5 +79,10 @@ def run_job(
         summary = {"status": "interrupted"}
     summary = {"job": job_name, **summary, "elapsed_s": round(time.monotonic() - started, 2)}
     print_summary(summary)
-    status = str(summary.get("status", "ok"))
-    raise SystemExit(EXIT_JOB_FAILED if status in FAILED_STATUSES or status == "interrupted" else 0)
+    raise SystemExit(exit_status(str(summary.get("status", "ok"))))
+
+
+def exit_status(status: str) -> int:
+    if status == "preempted":
+        return EXIT_PREEMPTED
+    return EXIT_JOB_FAILED if status in FAILED_STATUSES or status == "interrupted" else 0
