@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,6 +13,7 @@ from mlray.cluster.local import client_env
 from mlray.features.materialize import materialize_on_ray
 from mlray.features.store import open_store
 from tests.features.conftest import PROJECT_ROOT, FeatureSetup
+from tests.job_submit import job_summary, submit
 
 
 def online_conv_rate(setup: FeatureSetup, driver: int) -> float:
@@ -37,29 +36,6 @@ def test_materialization_runs_as_a_ray_task(ray_cluster, fresh_setup):
     assert online_conv_rate(fresh_setup, 1004) == pytest.approx(latest_conv_rate(fresh_setup, 1004))
 
 
-NO_AGENT = "No available agent to submit job"
-
-
-def submit(dashboard_url: str, *entrypoint: str) -> subprocess.CompletedProcess[str]:
-    """``ray job submit``, retried while the just-started cluster's job agent is not up yet.
-
-    ``ray.init`` cannot move the dashboard agent off its fixed port 52365; when another
-    Ray instance on the machine holds it, the agent serves no HTTP and no job can be
-    submitted: that is skipped with the reason, not reported as this code's failure.
-    """
-    command = [
-        str(Path(sys.executable).with_name("ray")), "job", "submit",
-        "--address", dashboard_url, "--working-dir", str(PROJECT_ROOT), "--", *entrypoint,
-    ]  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        result = subprocess.run(command, capture_output=True, text=True, env=client_env(), timeout=300)
-        if NO_AGENT not in result.stderr:
-            return result
-        if time.monotonic() > deadline:
-            pytest.skip(f"{NO_AGENT}: the dashboard agent's port 52365 is taken by another Ray instance here")
-
-
 @pytest.mark.slow
 def test_materialize_job_runs_through_ray_job_submit(ray_cluster, fresh_setup):
     end = "2026-01-01T08:30:00+00:00"
@@ -69,8 +45,8 @@ def test_materialize_job_runs_through_ray_job_submit(ray_cluster, fresh_setup):
         "--config", str(fresh_setup.config_path), "--set", f"materialize.end={end}",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads([line for line in result.stdout.splitlines() if line.startswith('{"')][-1])
-    assert summary["status"] == "ok" and summary["job"] == "materialize"
+    summary = job_summary(result.stdout, "materialize")
+    assert summary["status"] == "ok"
     assert summary["views"]["driver_hourly_stats"]["end"] == end
     assert online_conv_rate(fresh_setup, 1002) == pytest.approx(latest_conv_rate(fresh_setup, 1002, pd.Timestamp(end)))
 
