@@ -20,6 +20,7 @@ from mlray.kuberay.pods import (
     submitter_template,
 )
 from mlray.kuberay.workloads import JobSettings, ServeSettings
+from mlray.serve.cluster_env import kubernetes_env as serving_cluster_env
 
 RAY_API = "ray.io/v1"
 MONITORING_API = "monitoring.coreos.com/v1"
@@ -138,9 +139,13 @@ def mlflow_uri(config: KubeRayConfig) -> str:
 
 
 def serve_pod_settings(config: KubeRayConfig, settings: ServeSettings, cluster_spec: Manifest) -> None:
-    """Point the Serve app at GCS and MLflow, and mount its API keys from a Secret, on every Ray pod."""
+    """Serve's cluster settings (Ray's HAProxy in front of direct ingress, ``mlray.serve.cluster_env``),
+    the Serve app pointed at GCS and MLflow, and its API keys mounted from a Secret, on every Ray pod.
+
+    Serve reads its settings when Ray's processes import it, so they go in the container env of ``ray start``.
+    """
     names = Names(config)
-    env = []
+    env = serving_cluster_env()
     if "storage" in settings.sections:
         # Serve loads the bundles the train RayJob exported under its storage root.
         env.append({"name": "MLRAY_STORAGE__URI", "value": f"{config.gcp.checkpoint_uri}/train"})

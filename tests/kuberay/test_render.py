@@ -119,6 +119,30 @@ def test_rayservice_renders_from_any_serve_config_and_parses_with_serve_schema(t
     assert parsed.applications[0].name == "demo"
 
 
+def test_rayservice_containers_carry_the_serving_env_and_other_clusters_do_not(fresh_render):
+    """Ray's HAProxy mode etc. (mlray/serve/cluster_env.py) on every RayService Ray container, where
+    ``ray start`` reads them; the RayCluster and the RayJobs do not serve and keep Ray's defaults."""
+    from mlray.serve.cluster_env import HAPROXY_FLAG, SERVING_ENV
+
+    def ray_containers(document: dict) -> list[dict]:
+        spec = document["spec"]
+        spec = spec.get("rayClusterConfig") or spec.get("rayClusterSpec") or spec
+        groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+        return [group["template"]["spec"]["containers"][0] for group in groups]
+
+    service = only_document(fresh_render["rayservice.yaml"])
+    containers = ray_containers(service)
+    assert len(containers) >= 2
+    for container in containers:
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert {name: env.get(name) for name in SERVING_ENV} == SERVING_ENV, container["name"]
+    assert SERVING_ENV[HAPROXY_FLAG] == "1"
+    others = [name for name in fresh_render if name == "raycluster.yaml" or name.startswith("rayjob-")]
+    for name in others:
+        for container in ray_containers(only_document(fresh_render[name])):
+            assert HAPROXY_FLAG not in {e["name"] for e in container["env"]}, name
+
+
 def test_without_serve_config_no_rayservice_is_rendered(tmp_path):
     files = render(RenderInputs.from_project(PROJECT_ROOT, serve_config=tmp_path / "missing.yaml"))
     assert "rayservice.yaml" not in files
