@@ -56,13 +56,10 @@ from typing import Any
 from bench.report import machine_description, markdown_table, write_result
 from mlray.serve.cluster_env import (
     SERVING_ENV,
-    REPLICA_SERVER_PREFIX,
     admin_sockets,
     haproxy_binary,
-    haproxy_pid,
-    haproxy_stats,
+    haproxy_snapshot,
     local_haproxy_env,
-    requests_by_server,
     stop_haproxy,
 )
 from mlray.serve.schemas import PredictRequest  # module level: FastAPI resolves the handler's annotation here
@@ -305,7 +302,7 @@ def direct_ingress_url(bundle: str) -> str:
     raise RuntimeError("no replica serves HTTP itself (direct ingress) on ports 30000-30019")
 
 
-def haproxy_counts(haproxy_dir: str) -> tuple[dict[str, int], tuple[int, ...], bool]:
+def haproxy_counts(haproxy_dir: str) -> tuple[dict[str, int], tuple[int | None, ...], bool]:
     """Requests HAProxy sent to replicas and to the fallback Python proxy, HAProxy's PIDs, any replica UP.
 
     HAProxy is configured under ``haproxy_dir`` (one admin socket per node). Its counters belong to the
@@ -314,14 +311,9 @@ def haproxy_counts(haproxy_dir: str) -> tuple[dict[str, int], tuple[int, ...], b
     sockets = admin_sockets(Path(haproxy_dir))
     if not sockets:
         raise RuntimeError(f"no HAProxy admin socket under {haproxy_dir}: is HAProxy mode on?")
-    totals, pids, up = {"replicas": 0, "fallback_proxy": 0}, [], False
-    for sock in sockets:
-        pids.append(haproxy_pid(sock))
-        stats = haproxy_stats(sock)
-        up = up or any(row["svname"].startswith(REPLICA_SERVER_PREFIX) and row["status"] == "UP" for row in stats)
-        for key, count in requests_by_server(stats).items():
-            totals[key] += count
-    return totals, tuple(pids), up
+    snapshots = [haproxy_snapshot(sock) for sock in sockets]
+    totals = {key: sum(snap.requests[key] for snap in snapshots) for key in ("replicas", "fallback_proxy")}
+    return totals, tuple(snap.pid for snap in snapshots), any(snap.replica_up for snap in snapshots)
 
 
 def serve_variant(

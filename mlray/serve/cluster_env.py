@@ -44,6 +44,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 HAPROXY_FLAG = "RAY_SERVE_ENABLE_HA_PROXY"
@@ -143,6 +144,27 @@ def requests_by_server(stats: list[dict[str, str]]) -> dict[str, int]:
         elif name.startswith(FALLBACK_SERVER_PREFIX):
             counts["fallback_proxy"] += total
     return counts
+
+
+@dataclass(frozen=True)
+class HAProxySnapshot:
+    """One HAProxy's counters, with the PID of the process that holds them."""
+
+    pid: int | None  # None: HAProxy was reloaded while it was read
+    requests: dict[str, int]  # requests_by_server()
+    stats: list[dict[str, str]]
+
+    @property
+    def replica_up(self) -> bool:
+        return any(row["svname"].startswith(REPLICA_SERVER_PREFIX) and row["status"] == "UP" for row in self.stats)
+
+
+def haproxy_snapshot(socket_path: Path) -> HAProxySnapshot:
+    """Counters to compare: a reload (a new process) starts them from zero, so the PID is read around them."""
+    pid = haproxy_pid(socket_path)
+    stats = haproxy_stats(socket_path)
+    same = haproxy_pid(socket_path) == pid
+    return HAProxySnapshot(pid if same else None, requests_by_server(stats), stats)
 
 
 def haproxy_pids(folder: Path) -> list[int]:

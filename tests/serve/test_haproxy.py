@@ -36,10 +36,10 @@ from mlray.cluster.runtime import worker_env_vars
 from mlray.serve.cluster_env import (
     HAPROXY_FLAG,
     SERVING_ENV,
+    HAProxySnapshot,
     admin_sockets,
     haproxy_binary,
-    haproxy_pid,
-    haproxy_stats,
+    haproxy_snapshot,
     local_haproxy_env,
     requests_by_server,
     stop_haproxy,
@@ -181,20 +181,9 @@ def haproxy_serve(bundles, tmp_path: Path) -> Iterator[HAProxyServe]:
         assert not left, f"processes of the test's Ray cluster still running: {left}"
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    pid: int | None  # None: HAProxy was reloaded while we read
-    counts: dict[str, int]
-    stats: list[dict[str, str]]
-
-
-def snapshot(haproxy_dir: Path) -> Snapshot:
-    """HAProxy's counters, with the PID of the process that holds them (a reload starts them from zero)."""
+def snapshot(haproxy_dir: Path) -> HAProxySnapshot:
     (socket_path,) = admin_sockets(haproxy_dir)  # one node, one HAProxy
-    pid = haproxy_pid(socket_path)
-    stats = haproxy_stats(socket_path)
-    same = haproxy_pid(socket_path) == pid
-    return Snapshot(pid if same else None, requests_by_server(stats), stats)
+    return haproxy_snapshot(socket_path)
 
 
 def replica_servers(stats: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -249,7 +238,7 @@ def test_requests_to_the_http_port_go_through_haproxy_to_the_replica(haproxy_ser
     assert more == [200] * 20
     # HAProxy's own counters (same HAProxy process): all 24 requests went to the replica's server, none to
     # the fallback Python proxy, and that server is the replica's direct-ingress port.
-    assert after.counts["replicas"] - before.counts["replicas"] == 24, (before.counts, after.counts)
-    assert after.counts["fallback_proxy"] == before.counts["fallback_proxy"], (before.counts, after.counts)
+    assert after.requests["replicas"] - before.requests["replicas"] == 24, (before.requests, after.requests)
+    assert after.requests["fallback_proxy"] == before.requests["fallback_proxy"], (before.requests, after.requests)
     (server,) = replica_servers(after.stats)
     assert int(server["addr"].rsplit(":", 1)[1]) >= DIRECT_INGRESS_MIN_PORT
