@@ -38,9 +38,6 @@ class RunControl:
     async def request_stop(self) -> None:
         self._requested.set()
 
-    async def stop_requested(self) -> bool:
-        return self._requested.is_set()
-
     async def wait_for_stop(self) -> bool:
         await self._requested.wait()
         return True

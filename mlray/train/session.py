@@ -214,12 +214,12 @@ def upload_with_fsspec(checkpoint: Any, dir_name: str) -> Any:
 
 def copy_checkpoint_files(local: Path, fs: Any, destination: str) -> None:
     """The data files side by side (fsspec uploads a list concurrently), then ``meta.json`` alone."""
-    files = sorted(local.iterdir())
-    data = [path for path in files if path.name != META_FILE]
+    data = sorted(path for path in local.iterdir() if path.name != META_FILE)
     if data:
         fs.put([str(path) for path in data], [f"{destination}/{path.name}" for path in data])
-    for meta in (path for path in files if path.name == META_FILE):
-        fs.put_file(str(meta), f"{destination}/{meta.name}")
+    meta = local / META_FILE
+    if meta.exists():  # only rank 0 writes one
+        fs.put_file(str(meta), f"{destination}/{META_FILE}")
 
 
 def sibling_checkpoints(latest: Any) -> Iterator[tuple[str, Any]]:
