@@ -19,7 +19,7 @@ from typing import Any
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
-from bench.report import markdown_table, write_result  # noqa: E402
+from bench.report import alternating, markdown_table, write_result  # noqa: E402
 
 LATENCY_GOAL = 1.1
 
@@ -38,7 +38,7 @@ def interleaved_latencies(
     """
     timings: dict[str, list[float]] = {name: [] for name in calls}
     for iteration in range(warmup + iterations):
-        for name in sorted(calls, reverse=iteration % 2 == 1):
+        for name in alternating(calls, iteration):
             call = calls[name]
             started = time.perf_counter()
             call()
@@ -86,7 +86,7 @@ def materialization_rows(root: Path, data_dir: Path, rows: int, rounds: int) -> 
             "mlray": lambda: materialize(mlray_config),
             "direct": lambda: direct_store.materialize(start_date=EPOCH, end_date=time_now()),
         }
-        for name in sorted(sides, reverse=round_index % 2 == 1):
+        for name in alternating(sides, round_index):
             started = time.perf_counter()
             sides[name]()
             seconds[name].append(time.perf_counter() - started)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,18 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def write_result(name: str, title: str, table: str, notes: str = "") -> str:
-    """Print and save ``bench/results/<name>.md``; returns the text."""
+def alternating(names: Iterable[str], round_index: int) -> list[str]:
+    """``names`` in order on even rounds, reversed on odd ones: no side always goes first."""
+    return sorted(names, reverse=round_index % 2 == 1)
+
+
+def write_result(name: str, title: str, table: str, notes: str = "", save: bool = True) -> str:
+    """Print and (unless ``save`` is false) save ``bench/results/<name>.md``; returns the text."""
     text = f"### {title}\n\nMachine: {machine_description()}\n\n{table}\n"
     if notes:
         text += f"\n{notes}\n"
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / f"{name}.md").write_text(text)
+    if save:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        (RESULTS_DIR / f"{name}.md").write_text(text)
     print(text)
     return text

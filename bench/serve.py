@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.report import machine_description, markdown_table, write_result
+from bench.report import markdown_table, write_result
 from mlray.serve.cluster_env import (
     SERVING_ENV,
     admin_sockets,
@@ -486,11 +486,9 @@ def main(argv: list[str] | None = None) -> int:
                          else "."))
     notes += "".join(f" {line}" for line in skipped)
     title = "Online inference: Ray Serve vs plain FastAPI"
-    if args.only:  # a partial run: show it, keep the full table in bench/results/serve.md
-        print(f"### {title} (only rows matching {args.only!r})\n\nMachine: {machine_description()}\n\n"
-              f"{table}\n\n{notes}")
-    else:
-        write_result("serve", title, table, notes)
+    # A partial run (--only) is shown, not saved: bench/results/serve.md keeps the full table.
+    write_result("serve", f"{title} (only rows matching {args.only!r})" if args.only else title, table, notes,
+                 save=not args.only)
     return 0
 
 

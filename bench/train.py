@@ -24,7 +24,7 @@ from typing import Any
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
-from bench.report import markdown_table, write_result  # noqa: E402
+from bench.report import alternating, markdown_table, write_result  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "mlray-bench"
@@ -97,8 +97,8 @@ def ddp_epoch_times(config_named: Callable[[str], Any], mlflow_uri: str, tmp: Pa
                     rounds: int) -> tuple[float, float, list[float]]:
     """Steady epoch time of Ray Train and of torchrun, alternating which goes first each round.
 
-    On this shared 2-CPU machine a whole run is sometimes 30-50% slower than the next
-    (CPU placement, neighbours), so one pair of runs can land anywhere between 0.6 and 1.5.
+    On this shared 2-CPU machine a whole run is sometimes 30-100% slower than the next
+    (CPU placement, neighbours), so one pair of runs can land anywhere between 0.6 and 2.2.
     Several alternating rounds, each giving a ratio of two runs back to back, and the median of
     those ratios cancel most of that.
     """
@@ -111,7 +111,7 @@ def ddp_epoch_times(config_named: Callable[[str], Any], mlflow_uri: str, tmp: Pa
             "ray": lambda: steady_epoch_time(epoch_times(mlflow_uri, run_training(config)["mlflow_run_id"])),
             "torchrun": lambda: steady_epoch_time(run_torchrun(config, workers, tmp)),
         }
-        measured = {name: sides[name]() for name in sorted(sides, reverse=round_index % 2 == 1)}
+        measured = {name: sides[name]() for name in alternating(sides, round_index)}
         ray_times.append(measured["ray"])
         torchrun_times.append(measured["torchrun"])
         ratios.append(measured["ray"] / measured["torchrun"])
@@ -144,7 +144,7 @@ def checkpoint_throughput(storage_uri: str, megabytes: int, repeats: int) -> tup
                 "raw": lambda: storage.fs.put(local, storage.path("raw", str(attempt)), recursive=True),
             }
             seconds = {}
-            for name in sorted(sides, reverse=attempt % 2 == 1):
+            for name in alternating(sides, attempt):
                 began = time.perf_counter()
                 sides[name]()
                 seconds[name] = time.perf_counter() - began
