@@ -29,6 +29,7 @@ from ray import serve
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlray.config.inference import InferenceConfig
+from mlray.serve.coalesce import CallCoalescer, HideBatchConcurrencyWarning
 from mlray.serve.schemas import ModelsView, PredictRequest, PredictResponse, RolloutPatch
 from mlray.serve.service import PredictionCore, ServiceError, VersionCache
 from mlray.serve.versions import LoadedModel
@@ -169,6 +170,17 @@ class BatchedPredictionService:
 
         self._load = serve.multiplexed(max_num_models_per_replica=core.config.models.cache_size)(load_version)
         self._multiplexed_fn = load_version
+        # @serve.batch forms batches; the coalescer joins those formed while the model runs into its next
+        # call (see mlray.serve.coalesce). Every request the replica admits may be in a batch of its own,
+        # so max_ongoing_requests batches may be in flight; reconfigure() sets the batching values.
+        self._model_calls = CallCoalescer(self._predict_by_version)
+        logging.getLogger("ray.serve").addFilter(HideBatchConcurrencyWarning())
+        service = core.config.service
+        self._run_batched = serve.batch(
+            max_batch_size=service.batch_size,
+            batch_wait_timeout_s=service.batch_wait_timeout_s,
+            max_concurrent_batches=service.max_ongoing_requests,
+        )(self._coalesce)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_api(self)
@@ -209,25 +221,29 @@ class BatchedPredictionService:
             raise self.core.failed(version, started, result)
         return self.core.succeeded(prepared, body, result)
 
-    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)  # reconfigure() sets the configured values
-    async def _run_batched(self, versions: list[str], rows: list[torch.Tensor]) -> list[Any]:
-        """One model call per version in the batch; a failing version fails only its own requests."""
-        results: list[Any] = [None] * len(versions)
-        for version in dict.fromkeys(versions):
-            members = [i for i, v in enumerate(versions) if v == version]
+    async def _coalesce(self, versions: list[str], rows: list[torch.Tensor]) -> list[Any]:
+        """A batch formed by @serve.batch, run in the next model call along with others formed meanwhile."""
+        return await self._model_calls.run(list(zip(versions, rows)), self._run_batched._get_max_batch_size())
+
+    async def _predict_by_version(self, requests: list[tuple[str, torch.Tensor]]) -> list[Any]:
+        """One model call per version among ``requests``; a failing version fails only its own requests."""
+        results: list[Any] = [None] * len(requests)
+        for version in dict.fromkeys(version for version, _ in requests):
+            members = [i for i, (v, _) in enumerate(requests) if v == version]
             self.core.metrics.batch(version, len(members))
             try:
                 model = await self._load(version)
                 # Off the event loop: the replica keeps reading and answering requests while torch computes.
-                predictions = await asyncio.to_thread(model.predict, torch.cat([rows[i] for i in members]))
+                predictions = await asyncio.to_thread(model.predict, torch.cat([requests[i][1] for i in members]))
             except Exception as exc:  # noqa: BLE001 - handed to each request of this version
                 for i in members:
                     results[i] = exc
                 continue
             offset = 0
             for i in members:
-                results[i] = predictions[offset : offset + len(rows[i])]
-                offset += len(rows[i])
+                rows = len(requests[i][1])
+                results[i] = predictions[offset : offset + rows]
+                offset += rows
         return results
 
 
