@@ -1,6 +1,6 @@
 """Training benchmark: Ray Train DDP vs torchrun DDP, checkpoint upload vs raw gcsfs, recovery times.
 
-``python -m bench.train [--quick] [--workers N]`` prints a Markdown table and
+``python -m bench.train [--quick] [--workers N] [--rounds N]`` prints a Markdown table and
 writes ``bench/results/train.md``. Every ratio compares two numbers measured in
 this same run on this machine.
 """
