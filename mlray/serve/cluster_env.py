@@ -167,20 +167,26 @@ def haproxy_snapshot(socket_path: Path) -> HAProxySnapshot:
     return HAProxySnapshot(pid if same else None, requests_by_server(stats), stats)
 
 
+def pids_where(matches: Callable[[Path], bool]) -> list[int]:
+    """PIDs of the processes whose ``/proc/<pid>`` entry ``matches``; one that exits while it is read is left out."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if matches(entry):
+                    pids.append(int(entry.name))
+    return pids
+
+
 def haproxy_pids(folder: Path) -> list[int]:
     """HAProxy processes whose command line names ``folder`` (their config file lives there)."""
     marker = str(Path(folder)).encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # exited while we looked
-            continue
-        if argv and argv[0].endswith(b"haproxy") and any(marker in arg for arg in argv):
-            pids.append(int(entry.name))
-    return pids
+
+    def is_ours(entry: Path) -> bool:
+        argv = (entry / "cmdline").read_bytes().split(b"\0")
+        return argv[0].endswith(b"haproxy") and any(marker in arg for arg in argv)
+
+    return pids_where(is_ours)
 
 
 def stop_haproxy(folder: Path, timeout_s: float = 10.0) -> list[int]:

@@ -241,9 +241,9 @@ class BatchedPredictionService:
                 continue
             offset = 0
             for i in members:
-                rows = len(requests[i][1])
-                results[i] = predictions[offset : offset + rows]
-                offset += rows
+                row_count = len(requests[i][1])
+                results[i] = predictions[offset : offset + row_count]
+                offset += row_count
         return results
 
 

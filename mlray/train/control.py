@@ -27,7 +27,6 @@ from mlray.entrypoint import EXIT_PREEMPTED
 log = logging.getLogger(__name__)
 
 
-
 @ray.remote(num_cpus=0)
 class RunControl:
     """An async actor, so ``wait_for_stop`` calls from every worker wait side by side."""

@@ -23,6 +23,7 @@ from mlray.train.checkpoint import META_FILE, epoch_of
 
 log = logging.getLogger(__name__)
 
+
 class Session(Protocol):
     rank: int
     world_size: int

@@ -15,7 +15,6 @@ the reason, when Ray would find no HAProxy binary.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
@@ -41,6 +40,7 @@ from mlray.serve.cluster_env import (
     haproxy_binary,
     haproxy_snapshot,
     local_haproxy_env,
+    pids_where,
     requests_by_server,
     stop_haproxy,
     terminate,
@@ -112,13 +112,9 @@ def processes_marked(marker: str) -> list[int]:
     which names the folder (HAProxy's socket path), so they are found too; processes of other users and
     clusters are not.
     """
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            with contextlib.suppress(OSError):
-                if any(marker.encode() in (entry / part).read_bytes() for part in ("cmdline", "environ")):
-                    pids.append(int(entry.name))
-    return pids
+    needle = marker.encode()
+    return pids_where(lambda entry: int(entry.name) != os.getpid()
+                      and any(needle in (entry / part).read_bytes() for part in ("cmdline", "environ")))
 
 
 def stop_marked(marker: str, timeout_s: float = 5.0) -> list[int]:
