@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +21,16 @@ from mlray.train.checkpoint import first_valid
 from mlray.train.loop import LoopSettings, train_loop
 from mlray.train.metrics import metric_key, resolve_metrics
 from mlray.train.prepare import PreparedData, load_training_data, model_spec, split
+from mlray.train.session import Session
 from mlray.train.stopping import StopReason
 from mlray.train import tracking
 
 log = logging.getLogger(__name__)
 
 BUNDLE_DIR = "model"
+
+# Wraps each rank's session, e.g. to observe or pace its epochs (bench.train takes turns with torchrun).
+SessionWrapper = Callable[[Session], Session]
 
 
 @dataclass
@@ -76,13 +81,14 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     on_epoch = None
     if session.rank == 0 and loop_config.get("mlflow_run_id"):
         on_epoch = tracking.EpochLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
+    wrap: SessionWrapper | None = loop_config.get("wrap_session")
     try:
-        train_loop(settings, ray.get(loop_config["data"]), session, on_epoch)
+        train_loop(settings, ray.get(loop_config["data"]), wrap(session) if wrap else session, on_epoch)
     finally:
         session.close()  # SIGTERM after training is Ray's again
 
 
-def run_training(config: TrainingJobConfig) -> dict[str, Any]:
+def run_training(config: TrainingJobConfig, wrap_session: SessionWrapper | None = None) -> dict[str, Any]:
     started = time.time()
     try:
         prepared = prepare_run(config)
@@ -123,6 +129,7 @@ def run_training(config: TrainingJobConfig) -> dict[str, Any]:
             "control": control,
             "mlflow_run_id": run_id,
             "tracking_uri": tracking_uri,
+            "wrap_session": wrap_session,
         },
         torch_config=TorchConfig(backend="nccl" if training.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=training.world_size, use_gpu=training.use_gpu),

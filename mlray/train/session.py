@@ -48,6 +48,19 @@ class Session(Protocol):
         ...
 
 
+class ForwardingSession:
+    """Base for ``run_training(wrap_session=...)`` wrappers: everything not overridden goes to ``inner``.
+
+    Override what the wrapper changes, typically ``report`` (calling ``self.inner.report``).
+    """
+
+    def __init__(self, inner: Session):
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:  # rank, world_size, device and the methods not overridden
+        return getattr(self.inner, name)
+
+
 @dataclass
 class LocalDirCheckpoint:
     path: Path

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -20,6 +22,7 @@ from mlray.serve.versions import load_model_version
 from mlray.storage import Storage
 from mlray.train.checkpoint import META_FILE, STATE_FILE, epoch_of
 from mlray.train.runner import run_training
+from mlray.train.session import ForwardingSession
 from tests.train.conftest import training_config
 
 pytestmark = pytest.mark.slow
@@ -84,9 +87,33 @@ class WorkerSignaller(threading.Thread):
         assert self.signalled, f"no worker was signalled: {self.errors}"
 
 
+@dataclass
+class RecordReports:
+    """A ``wrap_session``: each rank appends the epochs it reports to its own file in ``folder``."""
+
+    folder: str
+
+    def __call__(self, session: Any) -> Any:
+        return RecordingSession(session, Path(self.folder) / f"rank{session.rank}")
+
+
+class RecordingSession(ForwardingSession):
+    def __init__(self, inner: Any, record: Path):
+        super().__init__(inner)
+        self._record = record
+
+    def report(self, metrics, checkpoint_dir, dir_name) -> None:
+        self.inner.report(metrics, checkpoint_dir, dir_name)
+        with self._record.open("a") as record:
+            record.write(f"{metrics['epoch']}\n")
+
+
 @pytest.fixture(scope="module")
 def gcs_run(ray_cluster, gcs_emulator, small_data_dir, tmp_path_factory):
-    """One 2-worker DDP run to gs:// on the emulator, shared by the assertions below."""
+    """One 2-worker DDP run to gs:// on the emulator, shared by the assertions below.
+
+    Its sessions are wrapped with ``RecordReports``, whose files are in ``reports``.
+    """
     from tests.conftest import TEST_BUCKET
 
     tmp = tmp_path_factory.mktemp("gcs_run")
@@ -94,11 +121,13 @@ def gcs_run(ray_cluster, gcs_emulator, small_data_dir, tmp_path_factory):
     mlflow_uri = f"sqlite:///{tmp}/mlflow.db"
     config = training_config(small_data_dir, uri, mlflow_uri, run_name="ddp-gcs",
                              training={"num_epochs": 3, "checkpointing": {"frequency": 1, "keep_best": 2}})
-    return config, run_training(config), mlflow_uri
+    reports = tmp / "reports"
+    reports.mkdir()
+    return config, run_training(config, wrap_session=RecordReports(str(reports))), mlflow_uri, reports
 
 
 def test_two_worker_ddp_run_checkpoints_to_gcs(gcs_run):
-    config, summary, _ = gcs_run
+    config, summary, _, _ = gcs_run
     assert summary["status"] == "completed", summary
     assert summary["epochs_completed"] == 3
     storage = Storage(config.storage.uri)
@@ -110,8 +139,15 @@ def test_two_worker_ddp_run_checkpoints_to_gcs(gcs_run):
     assert summary["checkpoint_uri"].startswith("gs://")
 
 
+def test_every_rank_reports_through_the_wrapped_session(gcs_run):
+    _, summary, _, reports = gcs_run
+    assert summary["status"] == "completed", summary
+    recorded = {path.name: path.read_text().split() for path in reports.iterdir()}
+    assert recorded == {"rank0": ["1", "2", "3"], "rank1": ["1", "2", "3"]}
+
+
 def test_mlflow_run_holds_params_epoch_metrics_and_a_loadable_model(gcs_run):
-    config, summary, mlflow_uri = gcs_run
+    config, summary, mlflow_uri, _ = gcs_run
     client = MlflowClient(mlflow_uri)
     run = client.get_run(summary["mlflow_run_id"])
     assert run.info.status == "FINISHED"
@@ -141,7 +177,7 @@ def test_mlflow_run_holds_params_epoch_metrics_and_a_loadable_model(gcs_run):
 
 def test_corrupt_latest_gcs_checkpoint_is_skipped_on_resume(gcs_run):
     """Runs after the two above: it damages their run's latest checkpoint and resumes it."""
-    config, summary, mlflow_uri = gcs_run
+    config, summary, mlflow_uri, _ = gcs_run
     storage = Storage(config.storage.uri).child("ddp-gcs")
     latest = max(checkpoint_names(Storage(config.storage.uri), "ddp-gcs"), key=epoch_of)
     state = storage.read_bytes(f"{latest}/{STATE_FILE}")
