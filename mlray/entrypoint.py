@@ -78,8 +78,20 @@ def run_job(
     except KeyboardInterrupt:
         summary = {"status": "interrupted"}
     summary = {"job": job_name, **summary, "elapsed_s": round(time.monotonic() - started, 2)}
+    disconnect_ray()
     print_summary(summary)
     raise SystemExit(exit_status(str(summary.get("status", "ok"))))
+
+
+def disconnect_ray() -> None:
+    """End this process's Ray session, if it has one, so that no cluster log line follows the summary.
+
+    The driver prints the cluster's forwarded logs (worker output, raylet warnings) from a
+    background thread, so one can arrive after anything the job prints while connected.
+    """
+    ray = sys.modules.get("ray")  # a job that never imported Ray has no session to end
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def exit_status(status: str) -> int:
