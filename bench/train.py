@@ -97,16 +97,17 @@ def start_torchrun(config, workers: int, tmp: Path, turn_pass: TurnPass | None =
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # what Ray gives each worker
     turns = [json.dumps(turn_pass.__dict__)] if turn_pass else []
-    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={workers}",
-                             "--master-port=29512", "-m", "bench.train", "--torchrun-worker", str(config_path),
-                             str(tmp / "torchrun.json"), *turns],
-                            cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with (tmp / "torchrun.log").open("w") as log:  # a file, not a pipe: nobody reads it while the ranks run
+        return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={workers}",
+                                 "--master-port=29512", "-m", "bench.train", "--torchrun-worker", str(config_path),
+                                 str(tmp / "torchrun.json"), *turns],
+                                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def torchrun_epoch_times(process: subprocess.Popen, tmp: Path) -> list[float]:
-    _, errors = process.communicate()
-    if process.returncode:
-        raise RuntimeError(f"torchrun failed ({process.returncode}): {errors[-2000:]}")
+    if process.wait():
+        log = (tmp / "torchrun.log").read_text()
+        raise RuntimeError(f"torchrun failed ({process.returncode}): {log[-2000:]}")
     return json.loads((tmp / "torchrun.json").read_text())
 
 
