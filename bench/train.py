@@ -190,7 +190,7 @@ class EpochTurns:
                     self._go(by_side[side])
                     self._finished(by_side[side], epoch)
             self._go(self._connections)
-        except (EOFError, OSError, TimeoutError) as exc:
+        except (EOFError, OSError, RuntimeError) as exc:  # OSError includes TimeoutError
             self.error = f"{type(exc).__name__}: {exc}"
 
     @staticmethod
@@ -204,7 +204,7 @@ class EpochTurns:
                 raise TimeoutError(f"no rank reported epoch {epoch} within {self._timeout_s} s")
             reported = connection.recv()
             if reported != epoch:
-                raise EOFError(f"a rank reported epoch {reported}, expected {epoch}")
+                raise RuntimeError(f"a rank reported epoch {reported}, expected {epoch}")
 
     def close(self, wait_s: float = 10) -> None:
         """Wait briefly for the last go, then release every waiting rank (they run on freely)."""
