@@ -446,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
          ""],
         ["whole runs one after the other: ratio of each round (quartiles of the rounds)", "", "",
          " / ".join(f"{r:.2f}" for r in round_ratios)
-         + " ({:.2f}-{:.2f})".format(*statistics.quantiles(round_ratios, n=4)[::2]), ""],
+         + (" ({:.2f}-{:.2f})".format(*statistics.quantiles(round_ratios, n=4)[::2]) if len(round_ratios) > 1
+            else ""), ""],
         [f"checkpoint upload to GCS emulator, {megabytes} MB (MB/s)", f"{upload_mbps:.0f} (Ray upload fn)",
          f"{raw_mbps:.0f} (raw gcsfs put of the folder)", upload_mbps / raw_mbps, "≥ 0.9"],
         [f"whole checkpoint: torch.save + sha256 + upload, {megabytes} MB (MB/s)", f"{whole_mbps:.0f}",
