@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import signal
@@ -35,20 +36,48 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "mlray-bench"
 
 
+@dataclass(frozen=True)
+class StepSize:
+    """A model and batch size of the default use case: how much work one DDP step does between all-reduces."""
+
+    name: str
+    hidden: tuple[int, ...]
+    batch_size: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (MLP {'-'.join(map(str, self.hidden))}, batch {self.batch_size})"
+
+
+# Small: a few ms per step, most of it the all-reduce, so a fixed cost per step shows. Large: tens of
+# ms of compute per step, the regime Ray's own "within 2.5 %" claim is about.
+SMALL_STEPS = StepSize("small steps", (64, 64), 64)
+LARGE_STEPS = StepSize("large steps", (512, 512, 512), 256)
+
+
 def bench_config(data_path: Path, storage_uri: str, mlflow_uri: str, run_name: str, workers: int, epochs: int,
-                 **training: Any):
+                 steps: StepSize = SMALL_STEPS, **training: Any):
     from mlray.config import TrainingJobConfig
 
     return TrainingJobConfig.model_validate({
         "run_name": run_name,
         "data": {"kwargs": {"path": str(data_path)}},
-        "model": {"kwargs": {"hidden": [64, 64]}},
-        "training": {"num_workers": workers, "num_epochs": epochs, "batch_size": 64,
+        "model": {"kwargs": {"hidden": list(steps.hidden)}},
+        "training": {"num_workers": workers, "num_epochs": epochs, "batch_size": steps.batch_size,
                      "checkpointing": {"frequency": 1000, "keep_best": 1}, **training},
         "timeouts": {"total_runtime": None, "iteration": None},
         "mlflow": {"tracking_uri": mlflow_uri, "experiment": "bench"},
         "storage": {"uri": storage_uri},
     })
+
+
+def steps_per_epoch(config) -> int:
+    """Optimizer steps each rank takes per epoch (DistributedSampler pads the shards to equal length)."""
+    from mlray.train.prepare import load_training_data, split
+
+    training = config.training
+    data = split(load_training_data(config), training.validation_fraction, training.seed, config.model.task)
+    return math.ceil(math.ceil(len(data.x_train) / training.num_workers) / training.batch_size)
 
 
 def steady_epoch_time(values: list[float]) -> float:
@@ -239,15 +268,71 @@ def ddp_epoch_times(config_named: Callable[[str], Any], mlflow_uri: str, tmp: Pa
     return statistics.median(ray_times), statistics.median(torchrun_times), ratios
 
 
-def turn_taking_epoch_ratios(config_named: Callable[[str], Any], mlflow_uri: str, tmp: Path, workers: int,
-                             rounds: int) -> list[list[float]]:
-    """Per round, the Ray Train / torchrun ratio of each epoch pair (epochs 2..N), the two runs taking turns.
+@dataclass
+class EpochPairs:
+    """Epoch times (s) of the two runs taking turns, epochs 2..N of each round."""
+
+    rounds: list[list[tuple[float, float]]]  # per round: (Ray Train, torchrun) of each epoch
+
+    @property
+    def pairs(self) -> list[tuple[float, float]]:
+        return [pair for round_pairs in self.rounds for pair in round_pairs]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(ray / plain for ray, plain in self.pairs)
+
+    @property
+    def round_ratios(self) -> list[float]:
+        return [statistics.median(ray / plain for ray, plain in r) for r in self.rounds]
+
+    def extra_per_step_ms(self, steps: int) -> float:
+        """Ray Train's extra time per optimizer step: the median of the pairs' differences, spread over the steps."""
+        return 1000 * statistics.median(ray - plain for ray, plain in self.pairs) / steps
+
+    @property
+    def torchrun_epoch_s(self) -> float:
+        return statistics.median(plain for _, plain in self.pairs)
+
+
+@dataclass
+class DdpComparison:
+    """Ray Train against torchrun at one step size: taking turns, and as whole runs one after the other."""
+
+    steps_per_epoch: int
+    turns: EpochPairs
+    ray_epoch_s: float
+    torchrun_epoch_s: float
+    round_ratios: list[float]
+
+    def rows(self, steps: StepSize, workers: int) -> list[list[Any]]:
+        turns, ratios = self.turns, self.round_ratios
+        quartiles = " ({:.2f}-{:.2f})".format(*statistics.quantiles(ratios, n=4)[::2]) if len(ratios) > 1 else ""
+        return [
+            [f"DDP epoch time ratio, {workers} workers, {steps.label}, {self.steps_per_epoch} steps per epoch: "
+             f"the two runs taking turns epoch by epoch, median of {len(turns.pairs)} epoch pairs in "
+             f"{len(turns.rounds)} rounds", "Ray Train", f"torchrun ({turns.torchrun_epoch_s:.2f} s per epoch)",
+             turns.ratio, "≤ 1.05"],
+            ["the same, median of each round", "", "", " / ".join(f"{m:.2f}" for m in turns.round_ratios), ""],
+            ["Ray Train's extra time per step (ms): median of the pairs' differences / steps per epoch",
+             f"{turns.extra_per_step_ms(self.steps_per_epoch):+.2f}", "", "", ""],
+            [f"the same {steps.name}, whole runs one after the other: epoch time (s), medians over {len(ratios)} "
+             "alternating rounds; ratio: median of the rounds' ratios", f"{self.ray_epoch_s:.3f} (Ray Train)",
+             f"{self.torchrun_epoch_s:.3f} (torchrun)", statistics.median(ratios), ""],
+            ["whole runs: ratio of each round (quartiles of the rounds)", "", "",
+             " / ".join(f"{r:.2f}" for r in ratios) + quartiles, ""],
+        ]
+
+
+def turn_taking_epoch_pairs(config_named: Callable[[str], Any], mlflow_uri: str, tmp: Path, workers: int,
+                            rounds: int) -> EpochPairs:
+    """Epoch times of a Ray Train run and a torchrun run taking turns, epoch by epoch.
 
     Each round is a fresh Ray Train run and a fresh torchrun run, alive at the same time.
     """
     from mlray.train.runner import run_training
 
-    ratios = []
+    measured = []
     for round_index in range(rounds):
         config = config_named(f"turns-{round_index}")
         turns = EpochTurns(workers, config.training.num_epochs)
@@ -260,8 +345,8 @@ def turn_taking_epoch_ratios(config_named: Callable[[str], Any], mlflow_uri: str
         if summary["status"] != "completed" or turns.error:
             raise RuntimeError(f"turn-taking round {round_index}: {summary.get('error') or turns.error}")
         ray_times = epoch_times(mlflow_uri, summary["mlflow_run_id"])
-        ratios.append([ray / plain for ray, plain in zip(ray_times[1:], torchrun_times[1:], strict=True)])
-    return ratios
+        measured.append(list(zip(ray_times[1:], torchrun_times[1:], strict=True)))
+    return EpochPairs(measured)
 
 
 # -- checkpoint upload ---------------------------------------------------------------------------
@@ -384,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, help="alternating Ray Train / torchrun rounds (default 8, --quick 2)")
-    parser.add_argument("--turn-rounds", type=int, help="turn-taking rounds (default 4, --quick 1)")
+    parser.add_argument("--turn-rounds", type=int, help="turn-taking rounds per step size (default 4, --quick 1)")
     parser.add_argument("--torchrun-worker", nargs="+", metavar="CONFIG RESULT [TURN_PASS]")
     args = parser.parse_args(argv)
     if args.torchrun_worker:
@@ -412,13 +497,21 @@ def main(argv: list[str] | None = None) -> int:
         init_ray(num_cpus=max(4, args.workers + 2), include_dashboard=True, dashboard_port=dashboard_port)
         gcs_address = ray.get_runtime_context().gcs_address
 
-        def ddp_config(name: str, epochs: int = epochs):
-            return bench_config(data_path, str(tmp / "storage"), mlflow_uri, name, args.workers, epochs)
+        def ddp_config(name: str, epochs: int = epochs, steps: StepSize = SMALL_STEPS):
+            return bench_config(data_path, str(tmp / "storage"), mlflow_uri, name, args.workers, epochs, steps)
 
-        turn_ratios = turn_taking_epoch_ratios(lambda name: ddp_config(name, 2 * epochs), mlflow_uri, tmp,
-                                               args.workers, rounds=args.turn_rounds or (1 if args.quick else 4))
-        ray_epoch, torchrun_epoch, round_ratios = ddp_epoch_times(
-            ddp_config, mlflow_uri, tmp, args.workers, rounds=args.rounds or (2 if args.quick else 8))
+        turn_rounds = args.turn_rounds or (1 if args.quick else 4)
+        whole_rounds = args.rounds or (2 if args.quick else 8)
+        ddp = {}
+        for steps in (SMALL_STEPS, LARGE_STEPS):
+            def sized_config(name: str, epochs: int = epochs, steps: StepSize = steps):  # names per size: no
+                return ddp_config(f"{steps.name.replace(' ', '-')}-{name}", epochs, steps)  # resuming the other's
+
+            ddp[steps] = DdpComparison(
+                steps_per_epoch(sized_config("steps")),
+                turn_taking_epoch_pairs(lambda name: sized_config(name, 2 * epochs), mlflow_uri, tmp, args.workers,
+                                        turn_rounds),
+                *ddp_epoch_times(sized_config, mlflow_uri, tmp, args.workers, whole_rounds))
 
         megabytes = 16 if args.quick else 64
         whole_mbps, upload_mbps, raw_mbps = checkpoint_throughput(f"gs://{BUCKET}/throughput", megabytes,
@@ -433,21 +526,8 @@ def main(argv: list[str] | None = None) -> int:
         ray.shutdown()
         emulator.stop()
 
-    turn_medians = [statistics.median(r) for r in turn_ratios]
-    pairs = [ratio for r in turn_ratios for ratio in r]
-    rows = [
-        [f"epoch time ratio, {args.workers} workers, the two runs taking turns epoch by epoch: median of "
-         f"{len(pairs)} epoch pairs in {len(turn_ratios)} rounds", "Ray Train", "torchrun",
-         statistics.median(pairs), "≤ 1.05"],
-        ["the same, median of each round", "", "", " / ".join(f"{m:.2f}" for m in turn_medians), ""],
-        [f"epoch time, {args.workers} workers (s): medians over {len(round_ratios)} alternating rounds; "
-         "ratio: median of the rounds' ratios",
-         f"{ray_epoch:.3f} (Ray Train)", f"{torchrun_epoch:.3f} (torchrun)", statistics.median(round_ratios),
-         ""],
-        ["whole runs one after the other: ratio of each round (quartiles of the rounds)", "", "",
-         " / ".join(f"{r:.2f}" for r in round_ratios)
-         + (" ({:.2f}-{:.2f})".format(*statistics.quantiles(round_ratios, n=4)[::2]) if len(round_ratios) > 1
-            else ""), ""],
+    rows = [row for steps, comparison in ddp.items() for row in comparison.rows(steps, args.workers)]
+    rows += [
         [f"checkpoint upload to GCS emulator, {megabytes} MB (MB/s)", f"{upload_mbps:.0f} (Ray upload fn)",
          f"{raw_mbps:.0f} (raw gcsfs put of the folder)", upload_mbps / raw_mbps, "≥ 0.9"],
         [f"whole checkpoint: torch.save + sha256 + upload, {megabytes} MB (MB/s)", f"{whole_mbps:.0f}",
@@ -458,8 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     write_result("train", "Training: Ray Train vs baselines",
                  markdown_table(["measure", "mlray", "baseline", "ratio", "goal"], rows),
-                 notes=f"The default use case (20,000 trips, MLP 64-64, batch 64); Ray workers and torchrun ranks "
-                       "run the same loop (mlray.train.loop) with OMP_NUM_THREADS=1, and the first epoch is not "
+                 notes=f"The default use case's data (20,000 trips) and model at two sizes: {SMALL_STEPS.label} "
+                       f"and {LARGE_STEPS.label}; recovery uses small steps. Ray workers and torchrun "
+                       "ranks run the same loop (mlray.train.loop) with OMP_NUM_THREADS=1, and the first epoch is not "
                        f"counted. Taking turns: each round is a Ray Train run and a torchrun run of {2 * epochs} "
                        "epochs, alive at the same time, running one epoch each in turn (the side that goes first "
                        "alternates), so each pair of epochs is about a second apart. Whole runs: "
