@@ -504,8 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         whole_rounds = args.rounds or (2 if args.quick else 8)
         ddp = {}
         for steps in (SMALL_STEPS, LARGE_STEPS):
-            def sized_config(name: str, epochs: int = epochs, steps: StepSize = steps):  # names per size: no
-                return ddp_config(f"{steps.name.replace(' ', '-')}-{name}", epochs, steps)  # resuming the other's
+            # a run name per size, or one size's runs would resume from the other's checkpoints
+            def sized_config(name: str, epochs: int = epochs, steps: StepSize = steps):
+                return ddp_config(f"{steps.name.replace(' ', '-')}-{name}", epochs, steps)
 
             ddp[steps] = DdpComparison(
                 steps_per_epoch(sized_config("steps")),
