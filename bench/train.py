@@ -301,12 +301,12 @@ class DdpComparison:
 
     steps_per_epoch: int
     turns: EpochPairs
-    ray_epoch_s: float
-    torchrun_epoch_s: float
-    round_ratios: list[float]
+    whole_run_ray_epoch_s: float
+    whole_run_torchrun_epoch_s: float
+    whole_run_ratios: list[float]
 
     def rows(self, steps: StepSize, workers: int) -> list[list[Any]]:
-        turns, ratios = self.turns, self.round_ratios
+        turns, ratios = self.turns, self.whole_run_ratios
         quartiles = " ({:.2f}-{:.2f})".format(*statistics.quantiles(ratios, n=4)[::2]) if len(ratios) > 1 else ""
         return [
             [f"DDP epoch time ratio, {workers} workers, {steps.label}, {self.steps_per_epoch} steps per epoch: "
@@ -317,8 +317,8 @@ class DdpComparison:
             ["Ray Train's extra time per step (ms): median of the pairs' differences / steps per epoch",
              f"{turns.extra_per_step_ms(self.steps_per_epoch):+.2f}", "", "", ""],
             [f"the same {steps.name}, whole runs one after the other: epoch time (s), medians over {len(ratios)} "
-             "alternating rounds; ratio: median of the rounds' ratios", f"{self.ray_epoch_s:.3f} (Ray Train)",
-             f"{self.torchrun_epoch_s:.3f} (torchrun)", statistics.median(ratios), ""],
+             "alternating rounds; ratio: median of the rounds' ratios", f"{self.whole_run_ray_epoch_s:.3f} (Ray Train)",
+             f"{self.whole_run_torchrun_epoch_s:.3f} (torchrun)", statistics.median(ratios), ""],
             ["whole runs: ratio of each round (quartiles of the rounds)", "", "",
              " / ".join(f"{r:.2f}" for r in ratios) + quartiles, ""],
         ]
@@ -497,16 +497,14 @@ def main(argv: list[str] | None = None) -> int:
         init_ray(num_cpus=max(4, args.workers + 2), include_dashboard=True, dashboard_port=dashboard_port)
         gcs_address = ray.get_runtime_context().gcs_address
 
-        def ddp_config(name: str, epochs: int = epochs, steps: StepSize = SMALL_STEPS):
-            return bench_config(data_path, str(tmp / "storage"), mlflow_uri, name, args.workers, epochs, steps)
-
         turn_rounds = args.turn_rounds or (1 if args.quick else 4)
         whole_rounds = args.rounds or (2 if args.quick else 8)
         ddp = {}
         for steps in (SMALL_STEPS, LARGE_STEPS):
             # a run name per size, or one size's runs would resume from the other's checkpoints
             def sized_config(name: str, epochs: int = epochs, steps: StepSize = steps):
-                return ddp_config(f"{steps.name.replace(' ', '-')}-{name}", epochs, steps)
+                return bench_config(data_path, str(tmp / "storage"), mlflow_uri,
+                                    f"{steps.name.replace(' ', '-')}-{name}", args.workers, epochs, steps)
 
             ddp[steps] = DdpComparison(
                 steps_per_epoch(sized_config("steps")),
