@@ -8,7 +8,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export FEAST_USAGE := False
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: venv test test-fast demo bench cluster-up cluster-down k8s-render k8s-validate lock clean \
+.PHONY: venv test test-fast demo bench cluster-up cluster-down k8s-render k8s-validate lock clean security-doc \
 	demo-preprocess demo-features demo-train demo-solve demo-serve demo-query demo-batch serve
 
 venv: $(STAMP)
@@ -75,6 +75,10 @@ serve: venv
 
 demo-batch: venv
 	$(call job,jobs.batch_predict --config configs/batch_inference.yaml)
+
+# docs/security.md from the probes the security tests make for real
+security-doc: venv
+	$(PY) -m tests.security_report
 
 bench: venv
 	$(PY) -m bench --readme

@@ -19,6 +19,7 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 from mlray.cluster.runtime import worker_env_vars  # noqa: E402
 from mlray.storage.emulator import GcsEmulator, free_port  # noqa: E402
+from tests.security_probes import RECORDER, Probe, probes_path  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -98,3 +99,22 @@ def ray_cluster(gcs_emulator: GcsEmulator) -> Iterator[RayTestCluster]:
 def mlflow_uri(tmp_path: Path) -> str:
     """MLflow tracking on a SQLite file in this test's temporary folder."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def security_probe(request: pytest.FixtureRequest):
+    """``security_probe(area, probe, expected, observed)``: record one attack or fault and what it met.
+
+    Call it after asserting the behaviour, with the value actually observed; see tests/security_probes.py.
+    """
+
+    def record(area: str, probe: str, expected: str, observed: object) -> None:
+        RECORDER.probes.append(Probe(area, probe, expected, str(observed), request.node.nodeid))
+
+    return record
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = probes_path()
+    if path is not None:
+        RECORDER.write(path)
