@@ -8,9 +8,9 @@ from pathlib import Path
 
 from mlray.config.kuberay import KubeRayConfig
 from mlray.config.loader import ConfigError, load_config
-from mlray.kuberay.render import KUBERAY_CONFIG, RenderInputs, load_documents, render, write
+from mlray.kuberay import crds
+from mlray.kuberay.render import KUBERAY_CONFIG, RenderInputs, SpotNoticeError, load_documents, render, write
 
-DEFAULT_CRD_DIRS = ("../shared/kuberay/crds", "../shared/kuberay/monitoring-crds")
 DOCKERFILE = Path("image/Dockerfile")
 
 
@@ -30,7 +30,7 @@ def run_validate(args: argparse.Namespace) -> int:
     from mlray.kuberay.validate import grace_lookup, validate_documents
 
     config = load_config(KubeRayConfig, args.project / KUBERAY_CONFIG, environ={})
-    crd_dirs = [Path(d) for d in args.crds] if args.crds else [args.project / d for d in DEFAULT_CRD_DIRS]
+    crd_dirs = [Path(d) for d in args.crds] if args.crds else crds.directories()
     missing = [str(d) for d in crd_dirs if not d.is_dir()]
     if missing:
         print(f"error: CRD directories not found: {', '.join(missing)} (use --crds)", file=sys.stderr)
@@ -40,7 +40,10 @@ def run_validate(args: argparse.Namespace) -> int:
     problems = [
         str(p)
         for p in validate_documents(
-            documents, schema_set(config.kubernetes_version, crd_dirs), grace_lookup(args.project / "configs")
+            documents,
+            schema_set(config.kubernetes_version, crd_dirs),
+            grace_lookup(args.project / "configs"),
+            config.spot.notice_seconds,
         )
     ]
     image = args.directory / DOCKERFILE
@@ -64,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     validate_cmd = commands.add_parser("validate", help="schema and rule checks; exit 1 on problems")
     validate_cmd.add_argument("directory", type=Path)
     validate_cmd.add_argument(
-        "--crds", action="append", help=f"CRD directory (repeatable); default {DEFAULT_CRD_DIRS}"
+        "--crds", action="append", help="CRD directory (repeatable); default: those shipped in mlray/kuberay/crds/"
     )
     args = parser.parse_args(argv)
     try:
         return run_render(args) if args.command == "render" else run_validate(args)
-    except ConfigError as exc:
+    except (ConfigError, SpotNoticeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

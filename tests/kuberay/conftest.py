@@ -6,6 +6,7 @@ import pytest
 
 from mlray.config.kuberay import KubeRayConfig
 from mlray.config.loader import load_config
+from mlray.kuberay import crds
 from mlray.kuberay.render import RenderInputs, render
 from mlray.kuberay.schemas import SchemaSet, schema_set
 from mlray.kuberay.validate import GraceLookup, grace_lookup
@@ -20,12 +21,8 @@ def kuberay_config() -> KubeRayConfig:
 
 
 @pytest.fixture(scope="session")
-def schemas(shared_dir: Path, kuberay_config: KubeRayConfig) -> SchemaSet:
-    crd_dirs = [shared_dir / "kuberay" / "crds", shared_dir / "kuberay" / "monitoring-crds"]
-    missing = [str(d) for d in crd_dirs if not d.is_dir()]
-    if missing:
-        pytest.skip(f"KubeRay/monitoring CRDs not found: {missing}")
-    return schema_set(kuberay_config.kubernetes_version, crd_dirs)
+def schemas(kuberay_config: KubeRayConfig) -> SchemaSet:
+    return schema_set(kuberay_config.kubernetes_version, crds.directories())
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Instances from ../shared and a config builder with short limits for real solves."""
+"""Instances shipped in mlray/optimize/instances/ and a config builder with short limits for real solves."""
 
 from __future__ import annotations
 
@@ -9,19 +9,13 @@ import pytest
 
 from mlray.config.loader import set_dotted
 from mlray.config.or_tools import OrToolsJobConfig
+from mlray.optimize import instances
 
 
 @pytest.fixture
-def instance(instances_dir: Path):
-    """``instance("jsp/ft06")`` -> path of a shared instance file."""
-
-    def find(relpath: str) -> Path:
-        path = instances_dir / relpath
-        if not path.is_file():
-            pytest.skip(f"instance {relpath} not in {instances_dir}")
-        return path
-
-    return find
+def instance():
+    """``instance("jsp/ft06")`` -> path of a shipped instance file (ValueError if none is shipped)."""
+    return instances.path
 
 
 @pytest.fixture
