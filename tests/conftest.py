@@ -22,22 +22,16 @@ from mlray.storage.emulator import GcsEmulator, free_port  # noqa: E402
 from tests.security_probes import RECORDER, Probe, probes_path  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT_ROOT.parent / "shared"
 TEST_BUCKET = "mlray-test"
 RAY_TEST_CPUS = 4  # logical CPUs: lets a 2-worker trainer and a driver actor fit on 2 cores
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """``../shared`` beside the checkout (instances, KubeRay CRDs)."""
-    if not SHARED.is_dir():
-        pytest.skip(f"shared material not found at {SHARED} (CI lays it beside the clone)")
-    return SHARED
+def instances_dir() -> Path:
+    """The benchmark instances shipped in the package (mlray/optimize/instances/)."""
+    from mlray.optimize.instances import INSTANCES_ROOT
 
-
-@pytest.fixture(scope="session")
-def instances_dir(shared_dir: Path) -> Path:
-    return shared_dir / "instances"
+    return INSTANCES_ROOT
 
 
 @pytest.fixture(scope="session")
