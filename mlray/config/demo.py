@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 from mlray.config.base import ConfigModel, Fraction, PositiveFloat, PositiveInt
+
+
+def _instance_file(reference: str) -> str:
+    from mlray.optimize import instances
+
+    return str(instances.resolve(reference))
+
+
+InstanceFile = Annotated[
+    str,
+    AfterValidator(_instance_file),
+    Field(description="A problem file, or a shipped instance by name ('jsp/ft06', 'cvrp/E-n13-k4.vrp')."),
+]
 
 
 class DemoConfig(ConfigModel):
@@ -17,8 +32,8 @@ class DemoConfig(ConfigModel):
     training_config: str = "configs/training.yaml"
     training_overrides: list[str] = Field(default_factory=list)
     or_tools_config: str = "configs/or_tools.yaml"
-    routing_instance: str = "../shared/instances/cvrp/E-n13-k4.vrp"
-    scheduling_instance: str = "../shared/instances/jsp/ft06"
+    routing_instance: InstanceFile = "cvrp/E-n13-k4.vrp"
+    scheduling_instance: InstanceFile = "jsp/ft06"
     solve_time_limit: PositiveFloat = 8
     inference_config: str = "configs/inference.yaml"
     canary_weight: Fraction = 0.2

@@ -7,12 +7,21 @@ Each step calls the same library function as its own job (``jobs.preprocess``,
 ``jobs.batch_predict``), with the configs in ``configs/`` plus the demo's
 overrides, on a local Ray cluster and a local GCS emulator that
 ``LocalServices`` starts and always stops.
+
+Every run trains and solves afresh (run names carry the run's start time), and
+the demo fails unless every step ran.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import logging
 import shutil
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +41,28 @@ from mlray.storage.emulator import free_port
 from mlray.usecases import driver_trips
 
 APP_NAME = "mlray-demo"
-STEPS = 7
+STEPS = ("preprocess", "features", "train", "solve", "serve", "query", "batch inference")
 STABLE, CANARY = "v1", "v2"
+PROGRESS_LINES = 4  # the query burst reports after each quarter, not per request
+DASHBOARD_WAIT_S = 60
 
 
-def step(number: int, title: str) -> None:
-    print(f"\n==> {number}/{STEPS} {title}", flush=True)
+@dataclass
+class StepLog:
+    """Which of the demo's steps ran to the end; the demo fails unless all of them did."""
+
+    done: list[str] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def step(self, name: str, detail: str) -> Iterator[None]:
+        print(f"\n==> {STEPS.index(name) + 1}/{len(STEPS)} {name}: {detail}", flush=True)
+        started = time.monotonic()
+        yield
+        self.done.append(name)
+        print(f"    {name} done in {time.monotonic() - started:.0f} s", flush=True)
+
+    def missing(self) -> list[str]:
+        return [name for name in STEPS if name not in self.done]
 
 
 def preprocess(config: DemoConfig) -> dict[str, Any]:
@@ -60,10 +85,10 @@ def materialize_features(config: DemoConfig) -> dict[str, Any]:
     return {"status": report["status"], "rows": {name: view.get("source_rows") for name, view in report["views"].items()}}
 
 
-def train(config: DemoConfig, storage_uri: str, positive_rate: float) -> dict[str, Any]:
+def train(config: DemoConfig, storage_uri: str, positive_rate: float, run_stamp: str) -> dict[str, Any]:
     from mlray.train import run_training
 
-    overrides = [*config.training_overrides, f"storage.uri={storage_uri}"]
+    overrides = [*config.training_overrides, f"storage.uri={storage_uri}", f"run_name=demo-train-{run_stamp}"]
     training = load_config(TrainingJobConfig, config.training_config, overrides)
     trained = run_training(training)
     summary = {k: trained.get(k) for k in ("status", "metrics", "model_uri", "registered_model", "best_epoch")}
@@ -73,22 +98,24 @@ def train(config: DemoConfig, storage_uri: str, positive_rate: float) -> dict[st
     return summary
 
 
-def solve(config: DemoConfig, instance: str) -> dict[str, Any] | None:
+def solve(config: DemoConfig, instance: str, run_stamp: str) -> dict[str, Any]:
+    """A fresh solve: the run name is new each run, so no checkpoint of an earlier run is resumed."""
     from mlray.optimize import read_problem
     from mlray.optimize.optimizer import optimizer_for
 
-    if not Path(instance).exists():
-        print(f"    {instance} not found (../shared absent): solve skipped")
-        return None
+    run_name = f"demo-{Path(instance).stem}-{run_stamp}"
     solver_config = load_config(
         OrToolsJobConfig, config.or_tools_config, [
             f"solver.time_limit={config.solve_time_limit}",
             "mlflow.enabled=false",
-            f"run_name=demo-{Path(instance).stem}",
+            f"run_name={run_name}",
         ],
     )
     problem = read_problem(instance)
-    return optimizer_for(problem, solver_config).parallel_solve(problem).summary()
+    summary = optimizer_for(problem, solver_config).parallel_solve(problem).summary()
+    resumed = f", resumed from a checkpoint at {summary['resumed_from']}" if summary["resumed_from"] else ""
+    print(f"    {summary['problem']} ({run_name}{resumed}): objective {summary['objective']}", flush=True)
+    return {**summary, "run_name": run_name}
 
 
 def inference_config(config: DemoConfig, trained: dict[str, Any]) -> InferenceConfig:
@@ -147,12 +174,27 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def post_with_progress(
+    url: str, bodies: list[dict[str, Any]], concurrency: int, headers: list[dict[str, str]] | None = None
+) -> list[Any]:
+    """``post_concurrently`` in a few chunks, one progress line after each."""
+    from mlray.serve.client import answered, post_concurrently
+
+    responses: list[Any] = []
+    chunk = -(-len(bodies) // PROGRESS_LINES)
+    for start in range(0, len(bodies), chunk):
+        end = start + chunk
+        responses += post_concurrently(url, bodies[start:end], concurrency, headers[start:end] if headers else None)
+        print(f"    {len(responses)}/{len(bodies)} sent, {sum(map(answered, responses))} answered", flush=True)
+    return responses
+
+
 def query(config: DemoConfig, url: str, instances: list[dict[str, Any]]) -> dict[str, Any]:
     import httpx
 
-    from mlray.serve.client import answered, post_concurrently
+    from mlray.serve.client import answered
 
-    responses = post_concurrently(url, [{"instances": [i]} for i in instances], config.query_concurrency)
+    responses = post_with_progress(url, [{"instances": [i]} for i in instances], config.query_concurrency)
     versions: collections.Counter[str] = collections.Counter()
     latencies_ms, failures, by_keys = [], [], 0
     for instance, response in zip(instances, responses, strict=True):
@@ -197,12 +239,12 @@ def batch_predict(config: DemoConfig, trained: dict[str, Any], frame: pd.DataFra
 
 def compare_batch_with_online(url: str, version_header: str, batch: dict[str, Any]) -> dict[str, Any]:
     """Send each batch input row to the stable version online; the largest probability difference."""
-    from mlray.serve.client import answered, post_concurrently
+    from mlray.serve.client import answered
 
     inputs = pd.read_parquet(batch["input_uri"])
     offline = pd.read_parquet(batch["output_uri"]).set_index("row_id").loc[inputs["row_id"]]
     bodies = [{"instances": [[float(v) for v in row]]} for row in inputs[driver_trips.FEATURE_COLUMNS].to_numpy()]
-    responses = post_concurrently(url, bodies, concurrency=8, headers=[{version_header: STABLE}] * len(bodies))
+    responses = post_with_progress(url, bodies, concurrency=8, headers=[{version_header: STABLE}] * len(bodies))
     failed = [r for r in responses if not answered(r)]
     if failed:
         return {"rows": len(bodies), "equal": False, "error": f"{len(failed)} online requests failed: {failed[0]!r}"}
@@ -216,48 +258,97 @@ def compare_batch_with_online(url: str, version_header: str, batch: dict[str, An
             "equal": labels_equal and difference <= 1e-5}  # fmt: skip
 
 
-def run_demo(config: DemoConfig) -> dict[str, Any]:
-    summary: dict[str, Any] = {"status": "ok"}
-    with LocalServices(bucket=config.bucket, num_cpus=config.num_cpus, use_gcs_emulator=config.use_gcs_emulator) as services:
-        print(f"Ray dashboard: {services.dashboard_url}", flush=True)
-        summary["dashboard_url"] = services.dashboard_url
-        summary["gcs_emulator"] = services.emulator.url if services.emulator else None
-        storage_uri = f"gs://{config.bucket}/train" if config.use_gcs_emulator else f"{config.output_dir}/storage"
+def dashboard_status(url: str) -> int:
+    """The HTTP status of the Ray dashboard's page, once it answers (it starts a moment after ``ray.init``)."""
+    import httpx
 
-        step(1, "preprocess: synthetic driver-trips data as Parquet")
+    deadline = time.monotonic() + DASHBOARD_WAIT_S
+    while True:
+        try:
+            return httpx.get(url, timeout=5).status_code
+        except httpx.TransportError as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Ray dashboard at {url} did not answer in {DASHBOARD_WAIT_S} s: {exc}")
+            time.sleep(0.5)
+
+
+def run_steps(config: DemoConfig, services: LocalServices, summary: dict[str, Any], steps: StepLog) -> None:
+    status = dashboard_status(services.dashboard_url)
+    summary["dashboard_url"], summary["dashboard_status"] = services.dashboard_url, status
+    if status != 200:
+        raise RuntimeError(f"the Ray dashboard at {services.dashboard_url} answered HTTP {status}")
+    print(f"Ray dashboard: {services.dashboard_url} (answering now; it stops when the demo ends)", flush=True)
+    summary["gcs_emulator"] = services.emulator.url if services.emulator else None
+    storage_uri = f"gs://{config.bucket}/train" if config.use_gcs_emulator else f"{config.output_dir}/storage"
+    run_stamp = time.strftime("%Y%m%d-%H%M%S")
+
+    with steps.step("preprocess", "synthetic driver-trips data as Parquet"):
         prepared = preprocess(config)
         summary["preprocess"] = prepared["rows"]
         frame = pd.read_parquet(prepared["artifacts"]["training"])
 
-        step(2, "features: feast apply + materialize_incremental into the SQLite online store (a Ray task)")
+    with steps.step("features", "feast apply + materialize_incremental into the SQLite online store (a Ray task)"):
         summary["features"] = materialize_features(config)
 
-        step(3, f"train: DDP on Ray Train, checkpoints to {storage_uri}, MLflow on SQLite")
-        summary["train"] = train(config, storage_uri, prepared["positive_rate"])
+    with steps.step("train", f"DDP on Ray Train, checkpoints to {storage_uri}, MLflow on SQLite"):
+        summary["train"] = train(config, storage_uri, prepared["positive_rate"], run_stamp)
         if summary["train"]["status"] == "failed":
             raise RuntimeError(f"training failed: {summary['train']}")
 
-        step(4, "solve: job shop and vehicle routing with the OR-Tools/PyVRP portfolio")
-        summary["jobshop"] = solve(config, config.scheduling_instance)
-        summary["routing"] = solve(config, config.routing_instance)
+    with steps.step("solve", "job shop and vehicle routing with the OR-Tools/PyVRP portfolio, fresh runs"):
+        summary["jobshop"] = solve(config, config.scheduling_instance, run_stamp)
+        summary["routing"] = solve(config, config.routing_instance, run_stamp)
 
-        step(5, f"serve: stable {STABLE} (checkpoint bundle) + canary {CANARY} (MLflow registry) at {config.canary_weight:.0%}")
+    canary = f"canary {CANARY} (MLflow registry) at {config.canary_weight:.0%}"
+    with steps.step("serve", f"stable {STABLE} (checkpoint bundle) + {canary}"):
         inference = inference_config(config, summary["train"])
         url = start_serving(inference)
         print(f"    {url}/v1/predict", flush=True)
 
-        step(6, f"query: {config.num_queries} requests, {config.entity_key_share:.0%} with entity keys only")
-        summary["serve"] = {**query(config, url, query_instances(config, frame)), "canary_target": config.canary_weight}
+    with steps.step("query", f"{config.num_queries} requests, {config.entity_key_share:.0%} with entity keys only"):
+        served = query(config, url, query_instances(config, frame))
+        summary["serve"] = {**served, "canary_target": config.canary_weight}
 
-        step(7, "batch inference: Ray Data over a Parquet file, compared with the online route")
+    with steps.step("batch inference", "Ray Data over a Parquet file, compared with the online route"):
         summary["batch"] = batch_predict(config, summary["train"], frame)
         summary["batch"]["matches_online"] = compare_batch_with_online(
             url, inference.models.version_header, summary["batch"]
         )
-    print_report(summary)
-    if summary["serve"]["failed"] or not summary["batch"]["matches_online"]["equal"]:
+
+
+def run_demo(config: DemoConfig) -> dict[str, Any]:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # at INFO it logs one line per request
+    summary: dict[str, Any] = {"status": "ok"}
+    steps = StepLog()
+    try:
+        with LocalServices(config.bucket, config.num_cpus, config.use_gcs_emulator) as services:
+            run_steps(config, services, summary, steps)
+    except Exception as exc:  # noqa: BLE001 - the demo reports which step it stopped in, then fails
+        traceback.print_exc()
+        summary["error"] = f"{type(exc).__name__}: {exc}"
+    summary["steps_done"] = steps.done
+    if not steps.missing():
+        print_report(summary)
+    problems = failures(summary, steps)
+    if problems:
         summary["status"] = "failed"
+        summary["problems"] = problems
+        print("\nDEMO FAILED:\n" + "\n".join(f"  - {problem}" for problem in problems), flush=True)
     return summary
+
+
+def failures(summary: dict[str, Any], steps: StepLog) -> list[str]:
+    """Why the demo did not show everything it should: steps that did not run, requests that failed."""
+    problems = []
+    if steps.missing():
+        stopped_by = f" (stopped by {summary['error']})" if "error" in summary else ""
+        problems.append(f"steps not run: {', '.join(steps.missing())}{stopped_by}")
+    if summary.get("serve", {}).get("failed"):
+        problems.append(f"{summary['serve']['failed']} queries failed, e.g. {summary['serve']['failures'][:1]}")
+    matches = summary.get("batch", {}).get("matches_online")
+    if matches is not None and not matches["equal"]:
+        problems.append(f"batch predictions differ from the online ones: {matches}")
+    return problems
 
 
 def report_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
@@ -268,10 +359,11 @@ def report_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("training", f"{train['status']}: {metrics} (majority-class baseline {train['baseline_accuracy']})"),
     ]
     for name in ("jobshop", "routing"):
-        result = summary.get(name)
-        if result:
-            rows.append((name, f"{result['problem']}: objective {result['objective']}, gap to best known "
-                               f"{result['gap_to_best_known']:.2%}, {result['status']}, feasible {result['feasible']}"))
+        result = summary[name]
+        resumed = f", resumed from {result['resumed_from']}" if result["resumed_from"] else ", fresh run"
+        rows.append((name, f"{result['problem']}: objective {result['objective']}, gap to best known "
+                           f"{result['gap_to_best_known']:.2%}, {result['status']}, feasible {result['feasible']}"
+                           f" ({result['run_name']}{resumed})"))
     rows += [
         ("serving", f"{served['answered']}/{served['answered'] + served['failed']} answered "
                     f"({served['answered_by_entity_keys']} from entity keys), latency {served['latency_ms']} ms"),
@@ -285,12 +377,12 @@ def print_report(summary: dict[str, Any]) -> None:
     print("\n| step | result |\n|---|---|")
     for name, text in report_rows(summary):
         print(f"| {name} | {text} |")
-    plots = [p for name in ("jobshop", "routing") for p in (summary.get(name) or {}).get("plots", {}).values()]
+    plots = [p for name in ("jobshop", "routing") for p in summary[name].get("plots", {}).values()]
     print(
         "\nWhere to look:\n"
-        f"  Ray dashboard (while it runs): {summary['dashboard_url']}\n"
         f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {summary['train']['mlflow_tracking_uri']}\n"
         f"  Solver PNGs: {', '.join(plots) or 'none'}\n"
-        "  On KubeRay:  clusters/rayjob-{preprocess,materialize,train,optimize,batch-predict}.yaml, clusters/rayservice.yaml\n",
+        "  On KubeRay:  clusters/rayjob-{preprocess,materialize,train,optimize,batch-predict}.yaml, clusters/rayservice.yaml\n"
+        f"  The Ray dashboard at {summary['dashboard_url']} stopped with the demo; `make cluster-up` starts one that stays.\n",
         flush=True,
     )
