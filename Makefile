@@ -1,5 +1,7 @@
-# Every target creates .venv with the pinned dependencies if it is missing.
-PYTHON ?= python3.11
+# Every target creates .venv with the pinned dependencies if it is missing, with the newest supported
+# interpreter found (python3.13 > python3.12 > python3.11) unless PYTHON=... is given.
+SUPPORTED_PYTHONS := python3.13 python3.12 python3.11
+PYTHON ?= $(firstword $(foreach p,$(SUPPORTED_PYTHONS),$(if $(shell $(p) -c '' 2>/dev/null && echo ok),$(p))))
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -8,13 +10,15 @@ export RAY_USAGE_STATS_ENABLED := 0
 export FEAST_USAGE := False
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: venv test test-fast demo bench cluster-up cluster-down k8s-render k8s-validate lock clean security-doc \
+.PHONY: venv test test-fast demo bench cluster-up cluster-down k8s-render k8s-validate image-hashes lock clean security-doc \
 	demo-preprocess demo-features demo-train demo-solve demo-serve demo-query demo-batch serve
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || test -n "$(PYTHON)" || { echo "mlray needs Python 3.11, 3.12 or 3.13:" \
+		"none of $(SUPPORTED_PYTHONS) runs here; install one, or give make PYTHON=/path/to/python3.1x"; exit 1; }
+	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	@echo "Installing pinned dependencies into $(VENV) (first time: a few minutes, about 2.4 GB)..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]' 2>&1 \
 		| grep -v "^WARNING: Location" || true
@@ -35,7 +39,7 @@ demo: venv
 # SUBMIT=1 runs each through `ray job submit` on the cluster of `make cluster-up` (same machine,
 # so the job runs in this folder and finds the files the previous step wrote).
 RAY_DASHBOARD ?= http://127.0.0.1:8265
-SOLVE_INSTANCES ?= ../shared/instances/jsp/ft06 ../shared/instances/cvrp/E-n13-k4.vrp
+SOLVE_INSTANCES ?= mlray/optimize/instances/jsp/ft06 mlray/optimize/instances/cvrp/E-n13-k4.vrp
 ifdef SUBMIT
 run = RAY_AUTH_MODE=token $(VENV)/bin/ray job submit --address $(RAY_DASHBOARD) -- sh -c 'cd $(CURDIR) && $(1)'
 else
@@ -95,6 +99,11 @@ k8s-render: venv
 
 k8s-validate: venv
 	$(PY) -m mlray.kuberay validate clusters/
+
+# The image's `pip install --require-hashes` files, from requirements.lock (rerun after `make lock`).
+image-hashes: venv
+	$(PY) -m mlray.kuberay.image_hashes --variant cpu
+	$(PY) -m mlray.kuberay.image_hashes --variant gpu
 
 lock: venv
 	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock

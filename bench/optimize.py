@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
+from mlray.optimize import instances
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-INSTANCES = PROJECT_ROOT.parent / "shared" / "instances"
 JOB_SHOP = ["ft10", "ft20", "la16", "la17", "la18", "la19", "la20", "ta01"]
 CVRP = ["X-n101-k25", "X-n106-k14", "X-n110-k13", "X-n120-k6", "X-n157-k13"]
 VRPTW = ["C101", "R101", "RC101"]
@@ -28,12 +28,7 @@ QUICK = {"jsp": ["ft10", "la16"], "cvrp": ["X-n101-k25"], "vrptw": ["C101"]}
 
 def instance_paths(quick: bool) -> list[tuple[str, Path]]:
     groups = QUICK if quick else {"jsp": JOB_SHOP, "cvrp": CVRP, "vrptw": VRPTW}
-    suffix = {"jsp": "", "cvrp": ".vrp", "vrptw": ".txt"}
-    return [
-        (group, INSTANCES / group / f"{name}{suffix[group]}")
-        for group, names in groups.items()
-        for name in names
-    ]
+    return [(group, instances.path(name)) for group, names in groups.items() for name in names]
 
 
 def contenders(group: str, cpus: int) -> dict[str, dict[str, Any]]:
@@ -93,9 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="instance names to keep")
     args = parser.parse_args(argv)
     time_limit = args.time_limit or (5.0 if args.quick else 30.0)
-    if not INSTANCES.is_dir():
-        print(f"instances not found at {INSTANCES}", file=sys.stderr)
-        return 1
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
