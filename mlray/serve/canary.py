@@ -11,6 +11,10 @@ replica's per-version figures, closes evaluation windows and decides:
 * ``promote_after_windows`` healthy windows in a row promote it: it becomes
   stable and takes all traffic;
 * windows with too few canary requests neither count nor break the streak.
+
+Every state carries its ``(epoch, generation)``: the generation counts changes,
+the epoch counts controller incarnations (see ``mlray.serve.rollout_store``).
+Replicas and the store order states by that pair, never by arrival.
 """
 
 from __future__ import annotations
@@ -89,6 +93,12 @@ class RolloutState:
     healthy_windows: int = 0
     reason: str = ""
     generation: int = 0
+    epoch: int = 0
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Order of states: a later controller incarnation wins, then the later change."""
+        return (self.epoch, self.generation)
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,15 +151,18 @@ class Rollout:
         models: ModelsSection,
         policy: RolloutSection,
         clock: Callable[[], float] = time.monotonic,
+        state: RolloutState | None = None,
+        events: list[dict[str, Any]] | None = None,
     ):
+        """``state`` and ``events``: a rollout resumed from storage instead of started from config."""
         self.policy = policy
         self.clock = clock
-        self.state = RolloutState.initial(models, policy)
+        self.state = state or RolloutState.initial(models, policy)
         self.window: dict[str, VersionFigures] = {}
         self.last_window: dict[str, VersionFigures] = {}
         self.totals: dict[str, VersionFigures] = {}
         self.window_started = clock()
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = list(events or [])
 
     # -- figures -------------------------------------------------------------------
     def record(self, figures: dict[str, VersionFigures]) -> None:
@@ -189,6 +202,14 @@ class Rollout:
         reason = f"{self.state.canary} promoted after {self.state.healthy_windows} healthy windows"
         self._transition("promoted", reason, stable=self.state.canary)
 
+    def note(self, reason: str) -> None:
+        """An event that changes nothing (shown in ``view()``)."""
+        self.events.append({"status": self.state.status, "reason": reason, "at": time.time()})
+
+    def withhold_canary(self, reason: str) -> None:
+        """All traffic to stable, for when the canary's fate is unknown (a lost state may have rolled it back)."""
+        self._transition("stable", reason, stable=self.state.stable)
+
     def _transition(self, status: Status, reason: str, stable: str) -> None:
         self.state.stable = stable
         self.state.canary = None
@@ -197,7 +218,7 @@ class Rollout:
         self.state.reason = reason
         self.state.healthy_windows = 0
         self.state.generation += 1
-        self.events.append({"status": status, "reason": reason, "at": time.time()})
+        self.note(reason)
 
     # -- runtime changes -----------------------------------------------------------
     def update(self, change: RolloutUpdate) -> RolloutState:

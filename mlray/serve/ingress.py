@@ -125,7 +125,9 @@ def build_api(service: BatchedPredictionService | SyncPredictionService) -> Fast
 
     @app.get("/v1/rollout")
     async def rollout() -> dict[str, Any]:
-        return await core.rollout.controller.view.remote()
+        # Plus the state this replica routes by: replicas converge on the controller's (epoch, generation).
+        view = await core.rollout.controller.view.remote()
+        return {**view, "this_replica": {"replica": core.replica, **core.rollout.state.to_wire()}}
 
     @app.put("/v1/rollout")
     async def change_rollout(patch: RolloutPatch) -> dict[str, Any]:

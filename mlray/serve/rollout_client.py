@@ -4,6 +4,7 @@ Each ingress replica routes from its local copy of the rollout state, so the
 request path never waits on the controller. Every ``report_interval_s`` it
 sends the figures gathered since the last report and gets the current state
 back, so a weight change or a rollback reaches all replicas within one interval.
+A replica's own starting state is version (0, 0); the controller's are above it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ class RolloutClient:
         self._state = initial
         self._figures: dict[str, VersionFigures] = {}
         self._lock = threading.Lock()
-        self.synced = False
 
     @property
     def state(self) -> RolloutState:
@@ -36,10 +36,14 @@ class RolloutClient:
             self._figures.setdefault(version, VersionFigures()).record(ok, latency_ms)
 
     def adopt(self, wire: dict[str, Any]) -> RolloutState:
+        """Take the state if its (epoch, generation) is newer than the one held; returns the one held.
+
+        Answers can arrive out of order (a PUT's answer and a report's), and a controller
+        that Serve replaced may still answer once: neither may set a replica back.
+        """
         state = RolloutState.from_wire(wire)
-        if state.generation >= self._state.generation or not self.synced:
+        if state.version > self._state.version:
             self._state = state
-        self.synced = True
         return self._state
 
     def sync(self) -> None:
