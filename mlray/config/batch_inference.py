@@ -5,12 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 
 from mlray.config.base import ConfigModel, PositiveFloat, PositiveInt
-from mlray.config.sections import MlflowConfig, MonitoringConfig, RayConfig
+from mlray.config.sections import MlflowConfig, MonitoringConfig, RayConfig, StorageUri
 
 
 class BatchSection(ConfigModel):
-    input_uri: str = Field(default="data/processed/training.parquet", description="Parquet file or folder.")
-    output_uri: str = Field(default="runs/predictions", description="Folder for the output Parquet files.")
+    input_uri: StorageUri = Field(
+        default="data/processed/training.parquet", description="Parquet file or folder."
+    )
+    output_uri: StorageUri = Field(
+        default="runs/predictions", description="Folder for the output Parquet files."
+    )
     model_uri: str = Field(default="runs/storage/mlray-train/model", description="Bundle folder or models:/ URI.")
     feature_names: list[str] | None = Field(
         default=None, description="Input columns of MLflow models without a signature."

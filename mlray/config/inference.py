@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mlray.config.base import ConfigModel, Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
-from mlray.config.sections import MlflowConfig, MonitoringConfig, StorageConfig
+from mlray.config.sections import MlflowConfig, MonitoringConfig, StorageConfig, StorageUri
 
 
 class ServiceSection(ConfigModel):
@@ -104,7 +104,7 @@ class FeaturesSection(ConfigModel):
 class PredictionLogSection(ConfigModel):
     """Sampled request/prediction records written as JSON lines under ``sink``."""
 
-    sink: str | None = Field(default=None, description="Folder (local or gs://); null: off.")
+    sink: StorageUri | None = Field(default=None, description="Folder (local or gs://); null: off.")
     sample_rate: Fraction = 0.0
     flush_every: PositiveInt = 100
     flush_interval_s: PositiveFloat = 5.0

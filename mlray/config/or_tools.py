@@ -6,7 +6,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from mlray.config.base import ConfigModel, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from mlray.config.base import (
+    ConfigModel,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    RunName,
+)
 from mlray.config.sections import (
     MlflowConfig,
     MonitoringConfig,
@@ -102,7 +109,7 @@ class OutputSection(ConfigModel):
 
 
 class OrToolsJobConfig(ConfigModel):
-    run_name: str = "mlray-optimize"
+    run_name: RunName = "mlray-optimize"
     problem: ProblemSection = ProblemSection()
     solver: SolverSection = SolverSection()
     timeouts: TimeoutsConfig = TimeoutsConfig()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from mlray.config.base import ConfigModel, NonNegativeInt, PositiveInt
-from mlray.config.sections import RayConfig, StorageConfig
+from mlray.config.sections import RayConfig, StorageConfig, StorageUri
 
 
 class DriverTripsSection(ConfigModel):
@@ -18,7 +18,7 @@ class DriverTripsSection(ConfigModel):
 
 
 class PreprocessingConfig(ConfigModel):
-    output: str = Field(
+    output: StorageUri = Field(
         default="data/processed",
         description="Folder (local or gs://) for driver_stats.parquet, trips.parquet and training.parquet.",
     )

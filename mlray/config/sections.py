@@ -6,11 +6,60 @@ for readability, but code never repeats them.
 
 from __future__ import annotations
 
-from typing import Literal
+import ipaddress
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from mlray.config.base import ConfigModel, NonNegativeFloat, PositiveFloat, PositiveInt
+
+STORAGE_URI_EXPECTED = "expected a local path or gs://bucket/prefix"
+GCS_BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*[a-z0-9]")
+
+
+def gcs_bucket_problem(bucket: str) -> str | None:
+    """What breaks GCS's bucket naming rules in ``bucket``, or None."""
+    if not GCS_BUCKET_PATTERN.fullmatch(bucket):
+        return "use lower-case letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+    limit = 222 if "." in bucket else 63
+    if not 3 <= len(bucket) <= limit or any(len(part) > 63 for part in bucket.split(".")):
+        return "use 3-63 characters, or up to 222 with dots and at most 63 between them"
+    try:
+        ipaddress.IPv4Address(bucket)
+        return "must not be an IP address"
+    except ValueError:
+        pass
+    if bucket.startswith("goog") or re.search(r"g[o0]{2}g[l1]e", bucket):
+        return "must not start with 'goog' or contain 'google'"
+    return None
+
+
+def _check_storage_uri(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{STORAGE_URI_EXPECTED}, got an empty string")
+    scheme = urlsplit(value).scheme
+    if not scheme:
+        return value
+    if scheme != "gs":
+        raise ValueError(f"scheme '{scheme}://' is not supported: {STORAGE_URI_EXPECTED}")
+    if not value.startswith("gs://"):
+        raise ValueError(f"scheme 'gs:' must be followed by '//' and a bucket: {STORAGE_URI_EXPECTED}")
+    bucket, _, prefix = value[len("gs://"):].partition("/")
+    problem = gcs_bucket_problem(bucket)
+    if problem:
+        raise ValueError(f"bucket {bucket!r} breaks GCS bucket naming rules: {problem}; "
+                         f"{STORAGE_URI_EXPECTED}")
+    segments = prefix.rstrip("/").split("/") if prefix.rstrip("/") else []
+    if any(segment in ("", ".", "..") for segment in segments) or any(c in prefix for c in "?#"):
+        raise ValueError(f"prefix {prefix!r} has an empty, '.' or '..' level, '?' or '#': "
+                         f"{STORAGE_URI_EXPECTED}")
+    return value
+
+
+StorageUri = Annotated[str, AfterValidator(_check_storage_uri)]
+"""A local path (no scheme) or ``gs://bucket/prefix``: what ``mlray.storage.Storage`` reads and writes."""
 
 
 class RayConfig(ConfigModel):
@@ -25,7 +74,7 @@ class RayConfig(ConfigModel):
 class StorageConfig(ConfigModel):
     """Where artifacts and checkpoints go: a local path or ``gs://bucket/prefix``."""
 
-    uri: str = "runs/storage"
+    uri: StorageUri = "runs/storage"
 
 
 class TimeoutsConfig(ConfigModel):

@@ -6,7 +6,14 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlray.config.base import ConfigModel, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from mlray.config.base import (
+    ConfigModel,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    RunName,
+)
 from mlray.config.sections import (
     MlflowConfig,
     MonitoringConfig,
@@ -124,7 +131,7 @@ class ModelSection(ConfigModel):
 
 
 class TrainingJobConfig(ConfigModel):
-    run_name: str = Field(default="mlray-train", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    run_name: RunName = "mlray-train"
     data: DataSection = DataSection()
     model: ModelSection = ModelSection()
     training: TrainingSection = TrainingSection()

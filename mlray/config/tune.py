@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from mlray.config.base import ConfigModel, PositiveFloat, PositiveInt
+from mlray.config.base import ConfigModel, PositiveFloat, PositiveInt, RunName
 from mlray.config.sections import MlflowConfig, MonitoringConfig, RayConfig, StorageConfig
 
 
@@ -43,7 +43,7 @@ class AshaSection(ConfigModel):
 
 
 class TuneJobConfig(ConfigModel):
-    run_name: str = Field(default="mlray-tune", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    run_name: RunName = "mlray-tune"
     training_config: str = Field(
         default="configs/training.yaml", description="Training config every trial starts from."
     )
@@ -86,4 +86,4 @@ def trial_config(base: Any, params: dict[str, Any]) -> Any:
     data = base.model_dump()
     for key, value in params.items():
         set_dotted(data, key, value)
-    return validate_data(type(base), data, f"search_space {sorted(params)}")
+    return validate_data(type(base), data, f"search_space trial {sorted(params)}")
