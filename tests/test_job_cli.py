@@ -139,13 +139,19 @@ def refuse(tmp_path: Path, module: str, text: str, *args: str, env_extra: dict[s
     return result
 
 
+def observed(result: subprocess.CompletedProcess[str], tmp_path: Path) -> str:
+    """What the job said, with the test's own folder left out so the security page reads the same every run."""
+    files = sorted(path.name for path in tmp_path.iterdir())
+    return (f"exit {result.returncode}: {result.stderr.strip().replace(str(tmp_path), '<tmp>')}; "
+            f"stdout {result.stdout!r}; files in <tmp> afterwards: {files}")
+
+
 @pytest.mark.security
 def test_an_empty_config_file_is_refused(tmp_path, security_probe):
     result = refuse(tmp_path, "jobs.train", "# settings to follow\n", writes=False)
     assert f"invalid config {tmp_path / 'config.yaml'}" in result.stderr and "the file is empty" in result.stderr
     security_probe("config", "python -m jobs.train --config <file with only a comment>",
-                   "exit 2 naming the file, nothing runs on defaults",
-                   f"exit {result.returncode}: {result.stderr.strip()}")
+                   "exit 2 naming the file, nothing runs on defaults", observed(result, tmp_path))
 
 
 @pytest.mark.security
@@ -155,7 +161,7 @@ def test_a_duplicate_key_is_refused_with_key_and_lines(tmp_path, security_probe)
     assert str(tmp_path / "config.yaml") in result.stderr
     security_probe("config", "training.num_epochs given twice in one file (1, then 500)",
                    "exit 2 naming the key and both lines; YAML would keep the last silently",
-                   f"exit {result.returncode}: {result.stderr.strip()}")
+                   observed(result, tmp_path))
 
 
 @pytest.mark.security
@@ -166,7 +172,7 @@ def test_a_storage_uri_neither_local_nor_gcs_is_refused_at_load(tmp_path, securi
     assert "expected a local path or gs://bucket/prefix" in result.stderr
     assert f"invalid --set storage.uri={uri}:" in result.stderr
     security_probe("config", f"--set storage.uri={uri}", "exit 2 naming the field and the scheme before any work",
-                   f"exit {result.returncode}: {result.stderr.strip()}")
+                   observed(result, tmp_path))
 
 
 @pytest.mark.security
@@ -174,7 +180,7 @@ def test_a_gcs_bucket_name_that_breaks_the_rules_is_refused(tmp_path, security_p
     result = refuse(tmp_path, "jobs.train", "", "--set", "storage.uri=gs://My_Bucket/runs")
     assert "storage.uri: bucket 'My_Bucket' breaks GCS bucket naming rules" in result.stderr
     security_probe("config", "--set storage.uri=gs://My_Bucket/runs", "exit 2 naming the bucket and the rule",
-                   f"exit {result.returncode}: {result.stderr.strip()}")
+                   observed(result, tmp_path))
 
 
 @pytest.mark.security
@@ -185,7 +191,7 @@ def test_an_invalid_env_override_is_blamed_on_the_variable_not_the_file(tmp_path
     assert "training.batch_size: Input should be greater than 0 (got -64)" in result.stderr
     assert str(tmp_path / "config.yaml") not in result.stderr
     security_probe("config", "MLRAY_TRAINING__BATCH_SIZE=-64 over a valid file",
-                   "exit 2 naming the variable, not the file", f"exit {result.returncode}: {result.stderr.strip()}")
+                   "exit 2 naming the variable, not the file", observed(result, tmp_path))
 
 
 @pytest.mark.security
@@ -195,7 +201,7 @@ def test_an_invalid_set_override_is_blamed_on_the_expression(tmp_path, security_
     assert "training.use_gpu: expected true or false (got 'yes')" in result.stderr
     assert str(tmp_path / "config.yaml") not in result.stderr
     security_probe("config", "--set training.use_gpu=yes", "exit 2 naming the --set expression",
-                   f"exit {result.returncode}: {result.stderr.strip()}")
+                   observed(result, tmp_path))
 
 
 @pytest.mark.security
@@ -204,7 +210,7 @@ def test_an_optimize_run_name_that_leaves_the_storage_root_is_refused(tmp_path, 
     result = refuse(tmp_path, "jobs.optimize", f"run_name: {name!r}\n")
     assert "run_name: expected 1-63 letters" in result.stderr and f"(got {name!r})" in result.stderr
     security_probe("config", f"jobs.optimize with run_name: {name} (storage: <storage.uri>/{name}/optimize)",
-                   "exit 2 before any folder is made", f"exit {result.returncode}: {result.stderr.strip()}")
+                   "exit 2 before any folder is made", observed(result, tmp_path))
 
 
 @pytest.mark.security
@@ -213,7 +219,7 @@ def test_a_boolean_that_is_not_true_or_false_is_refused(tmp_path, security_probe
     result = refuse(tmp_path, "jobs.train", f"training:\n  use_gpu: {value}\n")
     assert "training.use_gpu: expected true or false" in result.stderr and "(line 4)" in result.stderr
     security_probe("config", f"use_gpu: {value}", "exit 2: only true/false are booleans",
-                   f"exit {result.returncode}: {result.stderr.strip()}")
+                   observed(result, tmp_path))
 
 
 def test_true_and_false_from_the_environment_still_parse(tmp_path):
