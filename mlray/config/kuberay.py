@@ -8,6 +8,7 @@ local runs read the same numbers.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -28,8 +29,19 @@ def _dns_label(value: str) -> str:
     return value
 
 
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR block such as 10.0.0.0/8 ({exc})") from None
+    return value
+
+
 Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN)]
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+Port = Annotated[int, Field(gt=0, lt=65536)]
 
 
 class ImageSection(ConfigModel):
@@ -40,9 +52,19 @@ class ImageSection(ConfigModel):
     gpu_tag: str = Field(
         default="0.1.0-gpu", description="Same Dockerfile built on the CUDA base, for GPU groups."
     )
+    digest: Digest | None = Field(
+        default=None,
+        description="sha256 digest of the pushed image (sha256:<64 hex>): pods then pull repository@digest, "
+        "which cannot be moved the way a tag can.",
+    )
+    gpu_digest: Digest | None = Field(default=None, description="Digest of the GPU image, likewise.")
     pull_policy: Literal["IfNotPresent", "Always"] = "IfNotPresent"
 
     def reference(self, gpu: bool = False) -> str:
+        """``repository@digest`` when a digest is configured, else ``repository:tag``."""
+        digest = self.gpu_digest if gpu else self.digest
+        if digest is not None:
+            return f"{self.repository}@{digest}"
         return f"{self.repository}:{self.gpu_tag if gpu else self.tag}"
 
 
@@ -127,10 +149,30 @@ class AutoscalerSection(ConfigModel):
 
 
 class SpotSection(ConfigModel):
+    notice_seconds: PositiveInt = Field(
+        default=30,
+        description="Time from a spot preemption notice to the VM stopping (GKE: 30 s). The preStop drain "
+        "and terminationGracePeriodSeconds must fit in it, or the render is refused.",
+    )
     teardown_margin_seconds: PositiveInt = Field(
-        default=10,
+        default=5,
         description="Added to the jobs' spot.grace_period for terminationGracePeriodSeconds "
         "(Ray's own teardown after the drain).",
+    )
+
+
+class ScratchSection(ConfigModel):
+    """``sizeLimit`` of the pods' writable emptyDirs: a pod that writes more is evicted, not the node filled."""
+
+    tmp: Quantity = "1Gi"
+    ray_session: Quantity = Field(
+        default="20Gi", description="/tmp/ray: Ray's logs, sockets and objects spilled from the object store."
+    )
+    shm_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Memory-backed /dev/shm (the object store) as a fraction of the container's memory limit.",
     )
 
 
@@ -172,11 +214,52 @@ class ServiceSection(ConfigModel):
     serve_port: PositiveInt = 8000
 
 
+class IpPort(ConfigModel):
+    cidr: Cidr
+    port: Port
+
+
 class NetworkSection(ConfigModel):
-    """Ports and peers of the platform's network design (see docs/kuberay.md)."""
+    """Ports and peers of the platform's network design (see docs/kuberay.md).
+
+    Ingress and egress are denied by default; these name what is let through.
+    """
 
     feature_server_port: PositiveInt = 8666
+    feature_server_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "feast-feature-server"}
+    )
     mlflow_port: PositiveInt = 5000
+    mlflow_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app": "mlflow"},
+        description="Labels of the MLflow tracking server's pods in this namespace (ingress to them, egress "
+        "from Ray pods to them).",
+    )
+    mlflow_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="Where an MLflow server outside the cluster runs (egress on mlflow_port).",
+    )
+    dns_namespace: str = "kube-system"
+    dns_pod_labels: dict[str, str] = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    metadata_server: list[IpPort] = Field(
+        default_factory=lambda: [
+            IpPort(cidr="169.254.169.254/32", port=80),
+            IpPort(cidr="169.254.169.252/32", port=988),
+        ],
+        description="GKE metadata server (Workload Identity tokens): 169.254.169.254:80 on Dataplane V2, "
+        "169.254.169.252:988 otherwise.",
+    )
+    google_apis_cidrs: list[Cidr] = Field(
+        default_factory=lambda: ["199.36.153.8/30"],
+        description="Where pods reach Google APIs (GCS, BigQuery, Datastore) on 443: private.googleapis.com "
+        "(Private Google Access + a googleapis.com DNS zone); 0.0.0.0/0 would open all of the internet on 443.",
+    )
+    api_server_cidrs: list[Cidr] = Field(
+        default_factory=lambda: ["172.16.0.2/32"],
+        description="The cluster's control-plane endpoint, for the autoscaler (head pods only); "
+        "`kubectl get endpoints kubernetes -n default`.",
+    )
+    api_server_port: Port = 443
     prometheus_port: PositiveInt = 9090
     monitoring_namespace: str = "monitoring"
     ingress_namespace: str = Field(default="gateway", description="Namespace of the ingress/gateway pods.")
@@ -220,6 +303,7 @@ class KubeRayConfig(ConfigModel):
     worker_groups: list[WorkerGroupSection] = Field(default_factory=default_worker_groups)
     autoscaler: AutoscalerSection = AutoscalerSection()
     spot: SpotSection = SpotSection()
+    scratch: ScratchSection = ScratchSection()
     jobs: JobsSection = JobsSection()
     service: ServiceSection = ServiceSection()
     network: NetworkSection = NetworkSection()

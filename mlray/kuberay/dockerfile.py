@@ -3,7 +3,9 @@
 Checked: the base is ``rayproject/ray`` pinned by a tag carrying the project's
 Ray and Python versions *and* a sha256 digest; the final user is not root;
 the entrypoint is ``python -m jobs``; the working directory is the one the
-manifests use; and every ``COPY`` source exists in the build context.
+manifests use; every ``COPY`` source exists in the build context; dependencies
+are installed with ``pip install --require-hashes`` (any other ``pip install``
+must be ``--no-index``), from hash files that match requirements.lock.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlray.kuberay.image_hashes import IMAGE_DIR, LOCK, VARIANTS, stale_pins
 from mlray.kuberay.pods import APP_DIR
 
 BASE_IMAGE = "rayproject/ray"
@@ -71,6 +74,41 @@ def build_args(instructions: list[Instruction]) -> dict[str, str]:
     return args
 
 
+def pip_install_problems(instructions: list[Instruction], args: dict[str, str]) -> list[str]:
+    """Every ``pip install`` either checks hashes or downloads nothing."""
+    problems, hashed = [], False
+    for instruction in instructions:
+        if instruction.keyword != "RUN":
+            continue
+        for command in substitute(instruction.value, args).split("&&"):
+            words = command.split()
+            if not {"pip", "install"} <= set(words):
+                continue
+            if "--require-hashes" in words:
+                hashed = True
+            elif "--no-index" not in words:
+                problems.append(
+                    f"line {instruction.line}: `pip install` without --require-hashes or --no-index "
+                    f"installs unverified downloads: {command.strip()!r}"
+                )
+    if not hashed:
+        problems.append("no `pip install --require-hashes`: dependencies would be installed unverified")
+    return problems
+
+
+def hash_file_problems(context: Path) -> list[str]:
+    lock_text = (context / LOCK).read_text()
+    problems = []
+    for variant in VARIANTS.values():
+        relative = IMAGE_DIR / variant.file_name
+        if not (context / relative).is_file():
+            problems.append(f"{relative} is missing (python -m mlray.kuberay.image_hashes)")
+            continue
+        stale = stale_pins((context / relative).read_text(), lock_text, variant.allow_unlocked)
+        problems += [f"{relative}: {p}" for p in stale]
+    return problems
+
+
 def check(dockerfile: Path, context: Path, ray_version: str, python_tag: str = "py311") -> list[str]:
     """Problems, each naming the line: an empty list means the Dockerfile passes."""
     instructions = parse(dockerfile.read_text())
@@ -112,6 +150,9 @@ def check(dockerfile: Path, context: Path, ray_version: str, python_tag: str = "
     workdirs = by_keyword.get("WORKDIR", [])
     if not workdirs or substitute(workdirs[-1].value, args) != APP_DIR:
         problems.append(f"WORKDIR must be {APP_DIR} (the manifests' workingDir)")
+
+    problems += pip_install_problems(instructions, args)
+    problems += hash_file_problems(context)
 
     for instruction in by_keyword.get("COPY", []):
         parts = [p for p in shlex.split(instruction.value) if not p.startswith("--")]

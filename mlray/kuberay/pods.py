@@ -2,14 +2,16 @@
 
 Every container runs as the image's non-root ``ray`` user with a read-only
 root filesystem, no capabilities, no privilege escalation and the runtime's
-default seccomp profile. What Ray must write gets an ``emptyDir``: ``/tmp``,
-Ray's session directory ``/tmp/ray`` (logs, sockets, spilled objects) and a
-memory-backed ``/dev/shm`` for the object store.
+default seccomp profile. What Ray must write gets an ``emptyDir`` with a
+``sizeLimit``: ``/tmp``, Ray's session directory ``/tmp/ray`` (logs, sockets,
+spilled objects) and a memory-backed ``/dev/shm`` for the object store.
+No pod mounts a Kubernetes API token, except the head's autoscaler sidecar.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from mlray.config.kuberay import KubeRayConfig, PodResources, WorkerGroupSection
@@ -25,14 +27,35 @@ WORKLOAD_LABEL = "mlray.io/workload"
 RAY_CLIENT_LABEL = "mlray.io/ray-client"  # pods allowed to reach the head's dashboard and client ports
 GPU_RESOURCE = "nvidia.com/gpu"
 
-# (mount path, volume name, emptyDir spec). "ray-logs" is KubeRay's own name for the
-# /tmp/ray volume: with it, KubeRay mounts this same volume into the autoscaler sidecar
-# (whose logs the head reads) instead of adding a second, separate emptyDir.
-WRITABLE_DIRS: tuple[tuple[str, str, dict[str, str]], ...] = (
-    ("/tmp", "tmp", {}),
-    (RAY_SESSION_DIR, "ray-logs", {}),
-    ("/dev/shm", "dshm", {"medium": "Memory"}),
+# (mount path, volume name). "ray-logs" is KubeRay's own name for the /tmp/ray volume:
+# with it, KubeRay mounts this same volume into the autoscaler sidecar (whose logs the
+# head reads) instead of adding a second, separate emptyDir.
+WRITABLE_DIRS: tuple[tuple[str, str], ...] = (
+    ("/tmp", "tmp"),
+    (RAY_SESSION_DIR, "ray-logs"),
+    ("/dev/shm", "dshm"),
 )
+SHM_VOLUME = "dshm"
+
+# The API token, CA and namespace that Kubernetes would automount, as a projected volume
+# that only the autoscaler container mounts (the Ray container runs user code: no token).
+API_TOKEN_VOLUME = "kube-api-access"
+API_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# 3607 s is the kubelet's own default: the API server then treats it like the automounted token.
+API_TOKEN_EXPIRATION_SECONDS = 3607
+
+QUANTITY_UNITS = {
+    "": 1,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 HEAD_PORTS = {
     "gcs-server": 6379,
@@ -66,15 +89,54 @@ def container_security_context(config: KubeRayConfig) -> Manifest:
     }
 
 
-def writable_volumes() -> list[Manifest]:
-    return [{"name": name, "emptyDir": dict(spec)} for _, name, spec in WRITABLE_DIRS]
+def quantity_bytes(quantity: str) -> float:
+    """``"16Gi"`` -> 17179869184.0 (Kubernetes quantity suffixes, as the config model accepts them)."""
+    match = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", quantity)
+    if match is None or match[2] not in QUANTITY_UNITS:
+        raise ValueError(f"not a Kubernetes quantity: {quantity!r}")
+    return float(match[1]) * QUANTITY_UNITS[match[2]]
+
+
+def shm_size_limit(config: KubeRayConfig, memory: str) -> str:
+    """The object store's tmpfs: a fraction of the container's memory limit, which it counts against."""
+    mebibytes = math.floor(quantity_bytes(memory) * config.scratch.shm_fraction / 2**20)
+    return f"{max(mebibytes, 1)}Mi"
+
+
+def writable_volumes(config: KubeRayConfig, memory: str, *names: str) -> list[Manifest]:
+    """emptyDirs for the writable directories (all when ``names`` is empty), each with a sizeLimit."""
+    specs = {
+        "tmp": {"sizeLimit": config.scratch.tmp},
+        "ray-logs": {"sizeLimit": config.scratch.ray_session},
+        SHM_VOLUME: {"medium": "Memory", "sizeLimit": shm_size_limit(config, memory)},
+    }
+    return [
+        {"name": name, "emptyDir": specs[name]} for _, name in WRITABLE_DIRS if not names or name in names
+    ]
 
 
 def writable_mounts(*paths: str) -> list[Manifest]:
     """Mounts for the writable directories (all of them when ``paths`` is empty)."""
-    return [
-        {"name": name, "mountPath": path} for path, name, _ in WRITABLE_DIRS if not paths or path in paths
-    ]
+    return [{"name": name, "mountPath": path} for path, name in WRITABLE_DIRS if not paths or path in paths]
+
+
+def api_token_volume() -> Manifest:
+    """What ``automountServiceAccountToken`` would mount, for one container to opt in to."""
+    return {
+        "name": API_TOKEN_VOLUME,
+        "projected": {
+            "defaultMode": 0o644,
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": API_TOKEN_EXPIRATION_SECONDS}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {
+                    "downwardAPI": {
+                        "items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]
+                    }
+                },
+            ],
+        },
+    }
 
 
 def resources(spec: PodResources, gpus: int = 0) -> Manifest:
@@ -135,9 +197,9 @@ def pod_template(
     workload: str,
     containers: list[Manifest],
     service_account: str,
+    volumes: list[Manifest],
     *,
     market: str | None = None,
-    automount_token: bool = False,
     extra: Manifest | None = None,
 ) -> Manifest:
     labels = {WORKLOAD_LABEL: workload}
@@ -145,10 +207,10 @@ def pod_template(
         labels[MARKET_LABEL] = market
     spec: Manifest = {
         "serviceAccountName": service_account,
-        "automountServiceAccountToken": automount_token,
+        "automountServiceAccountToken": False,
         "securityContext": pod_security_context(config),
         "containers": containers,
-        "volumes": writable_volumes(),
+        "volumes": volumes,
         **(extra or {}),
     }
     return {"metadata": {"labels": labels}, "spec": spec}
@@ -173,15 +235,24 @@ def head_group(config: KubeRayConfig, workload: str, service_account: str, serve
             "metrics-export-port": str(config.monitoring.metrics_port),
             "ray-client-server-port": str(HEAD_PORTS["client"]),
         },
-        # The autoscaler sidecar talks to the Kubernetes API: only the head gets a token.
+        # The autoscaler sidecar talks to the Kubernetes API: only it mounts the token volume.
         "template": pod_template(
-            config, workload, [container], service_account, market="on-demand", automount_token=True
+            config,
+            workload,
+            [container],
+            service_account,
+            [*writable_volumes(config, config.head.memory), api_token_volume()],
+            market="on-demand",
         ),
     }
 
 
 def spot_termination_grace(config: KubeRayConfig, checkpoint_grace: float) -> int:
-    """KubeRay sets no grace period; spot pods need the checkpoint grace plus Ray's teardown."""
+    """KubeRay sets no grace period; spot pods need the checkpoint grace plus Ray's teardown.
+
+    The preStop drain runs inside this period (its deadline is the checkpoint grace), and the
+    whole period must end before the VM does: ``spot.notice_seconds`` (checked at render).
+    """
     return math.ceil(checkpoint_grace) + config.spot.teardown_margin_seconds
 
 
@@ -224,7 +295,13 @@ def worker_group(
         "labels": {MARKET_LABEL: group.market},
         "rayStartParams": {"metrics-export-port": str(config.monitoring.metrics_port)},
         "template": pod_template(
-            config, workload, [container], service_account, market=group.market, extra=extra
+            config,
+            workload,
+            [container],
+            service_account,
+            writable_volumes(config, group.memory),
+            market=group.market,
+            extra=extra,
         ),
     }
     return group_spec
@@ -252,8 +329,12 @@ def ray_cluster_spec(
             "imagePullPolicy": config.image.pull_policy,
             "resources": resources(config.autoscaler),
             "securityContext": autoscaler_context,
-            # The sidecar runs read-only too: give it the head's /tmp (KubeRay adds /tmp/ray).
-            "volumeMounts": writable_mounts("/tmp"),
+            # The sidecar runs read-only too: give it the head's /tmp (KubeRay adds /tmp/ray),
+            # and the API token that no other container of the pod mounts.
+            "volumeMounts": [
+                *writable_mounts("/tmp"),
+                {"name": API_TOKEN_VOLUME, "mountPath": API_TOKEN_DIR, "readOnly": True},
+            ],
         },
         "headGroupSpec": head_group(config, workload, service_account, serve=serve),
         "workerGroupSpecs": [
@@ -275,7 +356,13 @@ def submitter_template(config: KubeRayConfig, workload: str, service_account: st
         "securityContext": container_security_context(config),
         "volumeMounts": writable_mounts("/tmp"),
     }
-    template = pod_template(config, workload, [container], service_account, extra={"restartPolicy": "Never"})
+    template = pod_template(
+        config,
+        workload,
+        [container],
+        service_account,
+        writable_volumes(config, config.jobs.submitter.memory, "tmp"),
+        extra={"restartPolicy": "Never"},
+    )
     template["metadata"]["labels"][RAY_CLIENT_LABEL] = "true"
-    template["spec"]["volumes"] = [volume for volume in writable_volumes() if volume["name"] == "tmp"]
     return template

@@ -121,6 +121,40 @@ def _container_problems(context: Manifest, pod_context: Manifest) -> Iterator[tu
         yield ("seccompProfile", "type"), f"must be RuntimeDefault, got {seccomp!r}"
 
 
+def _token_volumes(spec: Manifest) -> set[str]:
+    """Volumes that project a ServiceAccount token."""
+    return {
+        volume.get("name")
+        for volume in spec.get("volumes") or []
+        if any(
+            "serviceAccountToken" in source for source in (volume.get("projected") or {}).get("sources") or []
+        )
+    }
+
+
+def check_volumes_and_tokens(document: Manifest) -> Iterator[tuple[Path_, str]]:
+    """Every emptyDir has a sizeLimit; no pod automounts an API token; only the autoscaler mounts one."""
+    for pod in pod_templates(document):
+        spec = pod.template.get("spec") or {}
+        for index, volume in enumerate(spec.get("volumes") or []):
+            if "emptyDir" in volume and not (volume["emptyDir"] or {}).get("sizeLimit"):
+                yield (*pod.path, "spec", "volumes", index, "emptyDir"), "needs a sizeLimit"
+        if spec.get("automountServiceAccountToken") is not False:
+            yield (
+                (*pod.path, "spec", "automountServiceAccountToken"),
+                "must be false (only the autoscaler sidecar mounts a token, through autoscalerOptions)",
+            )
+        tokens = _token_volumes(spec)
+        for field in ("containers", "initContainers"):
+            for index, container in enumerate(spec.get(field) or []):
+                for mount in container.get("volumeMounts") or []:
+                    if mount.get("name") in tokens:
+                        yield (
+                            (*pod.path, "spec", field, index, "volumeMounts"),
+                            f"mounts the API token volume {mount.get('name')!r}: only the autoscaler may",
+                        )
+
+
 def check_security(document: Manifest) -> Iterator[tuple[Path_, str]]:
     for pod in pod_templates(document):
         spec = pod.template.get("spec") or {}
@@ -160,23 +194,44 @@ def is_spot(group: Manifest) -> bool:
     ) == "spot"
 
 
-def check_spot_grace(document: Manifest, checkpoint_grace: float) -> Iterator[tuple[Path_, str]]:
+def prestop_deadline(container: Manifest) -> int | None:
+    """``--deadline-seconds N`` of the drain hook (``mlray.kuberay.drain``), if that is the preStop."""
+    command = (((container.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get(
+        "command"
+    ) or []
+    if "--deadline-seconds" in command[:-1]:
+        value = command[command.index("--deadline-seconds") + 1]
+        return int(value) if str(value).isdigit() else None
+    return None
+
+
+def check_spot_grace(
+    document: Manifest, checkpoint_grace: float, spot_notice: float | None = None
+) -> Iterator[tuple[Path_, str]]:
     for path, group in worker_groups(document):
         if not is_spot(group):
             continue
         spec = (group.get("template") or {}).get("spec") or {}
         grace = spec.get("terminationGracePeriodSeconds")
+        grace_path = (*path, "template", "spec", "terminationGracePeriodSeconds")
         if not isinstance(grace, int) or grace < checkpoint_grace:
             yield (
-                (*path, "template", "spec", "terminationGracePeriodSeconds"),
-                f"spot group needs at least the checkpoint grace period ({checkpoint_grace:g} s), "
-                f"got {grace!r}",
+                grace_path,
+                f"spot group needs at least the checkpoint grace period ({checkpoint_grace:g} s), got {grace!r}",
             )
+        elif spot_notice is not None and grace > spot_notice:
+            yield grace_path, f"{grace} s exceeds the spot notice (spot.notice_seconds = {spot_notice:g} s)"
         for index, container in enumerate(spec.get("containers") or []):
+            container_path = (*path, "template", "spec", "containers", index, "lifecycle")
             if not ((container.get("lifecycle") or {}).get("preStop")):
+                yield container_path, "spot group containers need a preStop hook that drains the Ray node"
+                continue
+            deadline = prestop_deadline(container)
+            if deadline is not None and isinstance(grace, int) and deadline >= grace:
                 yield (
-                    (*path, "template", "spec", "containers", index, "lifecycle"),
-                    ("spot group containers need a preStop hook that drains the Ray node"),
+                    (*container_path, "preStop"),
+                    f"drain deadline {deadline} s leaves no time for Ray's teardown within "
+                    f"terminationGracePeriodSeconds ({grace} s)",
                 )
 
 
@@ -197,8 +252,14 @@ def check_serve_config(document: Manifest) -> Iterator[tuple[Path_, str]]:
         yield path, f"not a valid Serve config: {exc}"
 
 
-def check(document: Any, source: str, checkpoint_grace: Callable[[Manifest], float]) -> list[Problem]:
-    """Every rule on one manifest; ``checkpoint_grace(document)`` gives its spot groups' minimum."""
+def check(
+    document: Any,
+    source: str,
+    checkpoint_grace: Callable[[Manifest], float],
+    spot_notice: float | None = None,
+) -> list[Problem]:
+    """Every rule on one manifest; ``checkpoint_grace(document)`` gives its spot groups' minimum and
+    ``spot_notice`` (spot.notice_seconds) their maximum."""
     if not isinstance(document, dict):
         return [Problem(source, object_name(document), "", "not a Kubernetes object")]
     findings = [
@@ -206,8 +267,9 @@ def check(document: Any, source: str, checkpoint_grace: Callable[[Manifest], flo
         *check_job_lifecycle(document),
         *check_replicas(document),
         *check_security(document),
+        *check_volumes_and_tokens(document),
         *check_serve_config(document),
     ]
     if any(True for _ in worker_groups(document)):
-        findings += check_spot_grace(document, checkpoint_grace(document))
+        findings += check_spot_grace(document, checkpoint_grace(document), spot_notice)
     return [Problem(source, object_name(document), format_path(path), message) for path, message in findings]

@@ -27,11 +27,14 @@ def grace_lookup(configs_dir: Path) -> GraceLookup:
 
 
 def validate_documents(
-    documents: Iterable[tuple[str, Any]], schemas: SchemaSet, checkpoint_grace: GraceLookup
+    documents: Iterable[tuple[str, Any]],
+    schemas: SchemaSet,
+    checkpoint_grace: GraceLookup,
+    spot_notice: float | None = None,
 ) -> list[Problem]:
     problems: list[Problem] = []
     for source, document in documents:
         found = schemas.validate(document, source)
         # Rules assume a schema-valid shape; report schema problems alone to keep messages clear.
-        problems += found or rules.check(document, source, checkpoint_grace)
+        problems += found or rules.check(document, source, checkpoint_grace, spot_notice)
     return problems

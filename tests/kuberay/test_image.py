@@ -42,7 +42,8 @@ def test_dockerfile_facts():
 
 BASE_OK = (
     "ARG D=sha256:" + "a" * 64 + "\nFROM rayproject/ray:2.60.0-py311-cpu@${D}\nWORKDIR " + APP_DIR + "\n"
-    'USER 1000\nENTRYPOINT ["python", "-m", "jobs"]\n'
+    "USER 1000\nRUN pip install --require-hashes --no-deps -r h.txt && pip install --no-index --no-deps .\n"
+    'ENTRYPOINT ["python", "-m", "jobs"]\n'
 )
 
 
@@ -57,6 +58,8 @@ BASE_OK = (
         (BASE_OK.replace("a" * 64, "abc"), "is not sha256:<64 hex digits>"),
         (BASE_OK.replace('"-m", "jobs"', '"-m", "jobz"'), "ENTRYPOINT must be"),
         (BASE_OK + "COPY no_such_dir ./x\n", "COPY source 'no_such_dir' is not in the build context"),
+        (BASE_OK.replace("--require-hashes ", ""), "without --require-hashes or --no-index"),
+        (BASE_OK.replace(" --no-index", ""), "installs unverified downloads: 'pip install --no-deps .'"),
     ],
 )
 def test_dockerfile_check_catches_mistakes(tmp_path, text, expected):

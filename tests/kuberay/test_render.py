@@ -74,6 +74,11 @@ def test_job_config_changes_reach_the_manifests(tmp_path):
     data["timeouts"] = {**data.get("timeouts", {}), "total_runtime": 7200.5}
     data["spot"] = {**data.get("spot", {}), "grace_period": 90}
     training.write_text(yaml.safe_dump(data))
+    # A 90 s grace only fits a longer spot notice (GKE's opt-in 120 s).
+    kuberay = tmp_path / "configs" / "kuberay.yaml"
+    cluster_config = yaml.safe_load(kuberay.read_text())
+    cluster_config["spot"] = {**cluster_config.get("spot", {}), "notice_seconds": 120}
+    kuberay.write_text(yaml.safe_dump(cluster_config))
     files = render(
         RenderInputs.from_project(tmp_path, serve_config=PROJECT_ROOT / "serve_apps" / "config.yaml")
     )
@@ -193,7 +198,9 @@ def test_workload_identity_and_least_privilege(fresh_render, kuberay_config):
             f"@{kuberay_config.gcp.project}.iam.gserviceaccount.com"
         )
         assert account["automountServiceAccountToken"] is False
-    (role,) = [d for d in documents if d["kind"] == "Role"]
-    verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
-    assert verbs <= {"get", "list", "watch", "patch"}
-    assert all("*" not in rule["resources"] for rule in role["rules"])
+    roles = [d for d in documents if d["kind"] == "Role"]
+    assert roles
+    for role in roles:
+        verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
+        assert verbs <= {"get", "list", "watch", "patch"}
+        assert all("*" not in rule["resources"] for rule in role["rules"])
