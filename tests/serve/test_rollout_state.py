@@ -135,6 +135,24 @@ def test_replayed_or_malformed_state_files_are_ignored(tmp_path, caplog, securit
                    f"canary={state.canary} epoch={state.epoch}; log: {[after_path(m) for m in observed]}")
 
 
+@pytest.mark.security
+def test_a_stale_controller_cannot_overwrite_a_newer_incarnation(tmp_path, security_probe):
+    config = controller_config(str(tmp_path / "storage"))
+    stale = start(config)
+    replacement = start(config)  # Serve's new replica while the old one still answers
+    replacement.update({"clear_canary": True})
+    stale_write = stale.update({"canary_weight": 1.0})  # the stale one keeps writing after that
+
+    state = start(config).rollout.state
+    assert stale_write["canary"] == "v2" and stale_write["epoch"] < replacement.rollout.state.epoch
+    assert (state.canary, state.canary_weight) == (None, 0.0)
+    assert state.epoch == replacement.rollout.state.epoch + 1
+    security_probe(AREA, "the replaced controller (epoch 1) writes canary v2 at weight 1.0 after its replacement "
+                   "(epoch 2) cleared the canary", "the next controller resumes the replacement's state",
+                   f"stale write at {(stale_write['epoch'], stale_write['generation'])}; next controller at "
+                   f"{state.version} with canary={state.canary}")  # fmt: skip
+
+
 def test_a_replica_adopts_only_newer_states():
     initial = RolloutState({"v1": "a", "v2": "b"}, "v1")
     client = RolloutClient(controller=None, initial=initial)
@@ -161,13 +179,16 @@ def controller_actor(gcs_address: str) -> Any:
     return found[0] if len(found) == 1 else None
 
 
-def kill_controller(gcs_address: str) -> str:
-    """``ray.kill`` the controller replica's actor; returns its actor id."""
+def kill_controller(gcs_address: str) -> None:
+    """``ray.kill`` the controller replica's actor, then wait for the one Serve starts in its place."""
     import ray
 
-    actor = controller_actor(gcs_address)
-    ray.kill(ray.get_actor(actor.name, namespace="serve"), no_restart=False)
-    return actor.actor_id
+    from tests.serve.conftest import wait_for
+
+    killed = controller_actor(gcs_address)
+    ray.kill(ray.get_actor(killed.name, namespace="serve"), no_restart=False)
+    wait_for(lambda: (a := controller_actor(gcs_address)) and a.actor_id != killed.actor_id, 120,
+             "Serve to start a new controller", interval_s=0.5)  # fmt: skip
 
 
 def converged(client, replicas: int, newer_than: tuple[int, int] = (0, 0)) -> tuple[dict, dict]:
@@ -225,9 +246,7 @@ def test_a_killed_controller_comes_back_without_the_rolled_back_canary(
     assert before["canary"] is None
 
     # 1. The controller replica's actor killed for real; Serve starts another, which must carry on.
-    killed = kill_controller(ray_cluster.gcs_address)
-    wait_for(lambda: (a := controller_actor(ray_cluster.gcs_address)) and a.actor_id != killed, 120,
-             "Serve to start a new controller", interval_s=0.5)  # fmt: skip
+    kill_controller(ray_cluster.gcs_address)
     first_version = (before["epoch"], before["generation"])
     after, replicas = converged(client, replicas=2, newer_than=first_version)
     assert after["epoch"] > before["epoch"] and after["generation"] >= before["generation"]
@@ -243,12 +262,11 @@ def test_a_killed_controller_comes_back_without_the_rolled_back_canary(
     newest = file_name(store.versions()[0])
     whole = store.storage.read_bytes(newest)
     store.storage.write_bytes(newest, whole[:20])
-    killed = kill_controller(ray_cluster.gcs_address)
-    wait_for(lambda: (a := controller_actor(ray_cluster.gcs_address)) and a.actor_id != killed, 120,
-             "Serve to start a new controller", interval_s=0.5)  # fmt: skip
+    kill_controller(ray_cluster.gcs_address)
     second_version = (after["epoch"], after["generation"])
     recovered, replicas = converged(client, replicas=2, newer_than=second_version)
-    assert recovered["epoch"] > after["epoch"] and recovered["canary"] is None and recovered["stable"] == "v1"
+    assert recovered["epoch"] > after["epoch"]
+    assert (recovered["status"], recovered["canary"], recovered["stable"]) == ("rolled_back", None, "v1")
     notes = [e["reason"] for e in recovered["events"] if newest in e["reason"]]
     assert notes and "unreadable" in notes[0]
     assert served_versions(serve_url, row, 100) == {"v1"}
