@@ -9,7 +9,7 @@ from pathlib import Path
 from mlray.config.kuberay import KubeRayConfig
 from mlray.config.loader import ConfigError, load_config
 from mlray.kuberay import crds
-from mlray.kuberay.render import KUBERAY_CONFIG, RenderInputs, load_documents, render, write
+from mlray.kuberay.render import KUBERAY_CONFIG, RenderInputs, SpotNoticeError, load_documents, render, write
 
 DOCKERFILE = Path("image/Dockerfile")
 
@@ -40,7 +40,10 @@ def run_validate(args: argparse.Namespace) -> int:
     problems = [
         str(p)
         for p in validate_documents(
-            documents, schema_set(config.kubernetes_version, crd_dirs), grace_lookup(args.project / "configs")
+            documents,
+            schema_set(config.kubernetes_version, crd_dirs),
+            grace_lookup(args.project / "configs"),
+            config.spot.notice_seconds,
         )
     ]
     image = args.directory / DOCKERFILE
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run_render(args) if args.command == "render" else run_validate(args)
-    except ConfigError as exc:
+    except (ConfigError, SpotNoticeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
