@@ -85,11 +85,19 @@ class RolloutSection(ConfigModel):
 
 
 class AuthSection(ConfigModel):
-    """API keys for /v1/*. Without any key, the service serves only when Serve listens on loopback."""
+    """API keys for every route but /healthz and /readyz; admin keys also for rollout changes.
+    Without any key, the service serves only when Serve listens on loopback."""
 
     api_keys_env: str = Field(default="MLRAY_SERVE_API_KEYS", description="Comma-separated keys.")
     api_keys_file: str | None = Field(
         default="/etc/mlray/serve/api-keys", description="Mounted secret: one key per line."
+    )
+    admin_keys_env: str = Field(
+        default="MLRAY_SERVE_ADMIN_KEYS",
+        description="Comma-separated admin keys: needed for PUT /v1/rollout, valid wherever an API key is.",
+    )
+    admin_keys_file: str | None = Field(
+        default="/etc/mlray/serve/admin-keys", description="Mounted secret: one admin key per line."
     )
 
 

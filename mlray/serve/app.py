@@ -38,6 +38,7 @@ def resolve_local_paths(config: InferenceConfig, root: Path) -> InferenceConfig:
     data["storage"]["uri"] = absolute(config.storage.uri)
     data["prediction_log"]["sink"] = absolute(config.prediction_log.sink)
     data["auth"]["api_keys_file"] = absolute(config.auth.api_keys_file)
+    data["auth"]["admin_keys_file"] = absolute(config.auth.admin_keys_file)
     mlflow_uri = config.mlflow.tracking_uri
     if mlflow_uri.startswith("sqlite:///") and not mlflow_uri.startswith("sqlite:////"):
         data["mlflow"]["tracking_uri"] = f"sqlite:///{root / mlflow_uri[len('sqlite:///'):]}"

@@ -7,6 +7,9 @@ Routes (the same for both deployments; docs at ``/docs``, schema at ``/openapi.j
 * ``GET /v1/rollout``   rollout state and per-version figures; ``PUT`` changes it at runtime
 * ``GET /healthz``      liveness (open);  ``GET /readyz``  stable model loaded (open)
 
+Every other route needs an API key, whatever the route prefix or root path (see mlray.serve.auth);
+``PUT /v1/rollout`` needs an admin key and each change is logged with the caller's key id.
+
 ``BatchedPredictionService`` runs the model through ``@serve.batch`` with a
 ``serve.multiplexed`` LRU of versions; ``SyncPredictionService`` is the plain
 synchronous variant (no batching), selected by ``service.mode: sync``.
@@ -26,47 +29,71 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
+from starlette._utils import get_route_path  # the router's own reading of the path: the guard must match it
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlray.config.inference import InferenceConfig
+from mlray.serve.auth import AccessDenied, ApiKeys, Caller, required_scope
 from mlray.serve.coalesce import CallCoalescer, HideBatchConcurrencyWarning
-from mlray.serve.schemas import ModelsView, PredictRequest, PredictResponse, RolloutPatch
+from mlray.serve.schemas import ModelsView, PredictRequest, PredictResponse, RolloutPatch, public_location
 from mlray.serve.service import PredictionCore, ServiceError, VersionCache
 from mlray.serve.versions import LoadedModel
 
 log = logging.getLogger(__name__)
+# A child of Serve's logger: lands in the replica's Serve log (JSON in the shipped config) with its context.
+serve_log = logging.getLogger("ray.serve").getChild("mlray")
 
-PROTECTED_PREFIX = "/v1/"
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+ROLLOUT_FIELDS = ("stable", "canary", "canary_weight", "status", "versions")
+
+
+def audit(message: str, *args: Any) -> None:
+    """An audit line, written through at once even where Serve buffers its request-path logs."""
+    serve_log.warning(message, *args)  # WARNING: kept under a quieter Serve log level too
+    for handler in logging.getLogger("ray.serve").handlers:
+        handler.flush()
+
+
+def rollout_summary(state: Mapping[str, Any]) -> str:
+    return " ".join(f"{name}={state.get(name)!r}" for name in ROLLOUT_FIELDS)
 
 
 class RequestGuard:
-    """ASGI middleware: API key on /v1/*, then body size, before any body is read."""
+    """ASGI middleware: API key and its scope for the route, then body size, before any body is read.
 
-    def __init__(self, app: ASGIApp, core: PredictionCore):
+    The route is read as the router reads it, without the root path and route prefix that ASGI
+    leaves in ``scope["path"]``; the caller goes to ``request.state.caller``.
+    """
+
+    def __init__(self, app: ASGIApp, keys: ApiKeys, max_body_bytes: int):
         self.app = app
-        self.core = core
+        self.keys = keys
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        rejection = self._reject(scope["path"], scope["method"], headers)
+        rejection = self._reject(scope, get_route_path(scope), scope["method"], headers)
         if rejection is None:
             await self.app(scope, receive, send)
             return
         status, detail, extra_headers = rejection
         await JSONResponse({"detail": detail}, status_code=status, headers=extra_headers)(scope, receive, send)
 
-    def _reject(self, path: str, method: str, headers: dict[str, str]) -> tuple[int, str, dict[str, str]] | None:
-        if path.startswith(PROTECTED_PREFIX):
+    def _reject(
+        self, scope: Scope, route: str, method: str, headers: dict[str, str]
+    ) -> tuple[int, str, dict[str, str]] | None:
+        needed = required_scope(method, route)
+        if needed is not None:
             try:
-                self.core.authorize(headers.get("authorization"))
-            except ServiceError as exc:
-                return exc.status_code, exc.detail, exc.headers or {}
+                caller = self.keys.authorize(headers.get("authorization"), needed)
+            except AccessDenied as exc:
+                return exc.status_code, exc.detail, exc.headers
+            scope.setdefault("state", {})["caller"] = caller
         if method in BODY_METHODS:
-            limit = self.core.config.service.max_body_bytes
+            limit = self.max_body_bytes
             length = headers.get("content-length")
             if length is None:
                 return 411, "request body needs a Content-Length header", {}
@@ -81,7 +108,8 @@ def build_api(service: BatchedPredictionService | SyncPredictionService) -> Fast
         title="mlray inference",
         version="1",
         description="Predictions from versioned models with canary rollouts. "
-        "/v1/* needs `Authorization: Bearer <API key>`.",
+        "Every route but /healthz and /readyz needs `Authorization: Bearer <API key>`; "
+        "PUT /v1/rollout needs an admin key.",
     )
 
     @app.exception_handler(ServiceError)
@@ -93,7 +121,7 @@ def build_api(service: BatchedPredictionService | SyncPredictionService) -> Fast
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return JSONResponse({"detail": "body is not valid JSON"}, status_code=400)
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        detail = [{"loc": public_location(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.get("/healthz")
@@ -106,8 +134,10 @@ def build_api(service: BatchedPredictionService | SyncPredictionService) -> Fast
         try:
             await service.ensure_loaded(stable)
         except Exception as exc:  # noqa: BLE001 - not ready, whatever the reason
-            return JSONResponse({"status": "not ready", "stable": stable, "error": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ready", "stable": stable})
+            # Unauthenticated callers see only the verdict; paths and errors go to the log.
+            serve_log.warning("not ready: stable version %s does not load: %s: %s", stable, type(exc).__name__, exc)
+            return JSONResponse({"status": "not ready"}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     @app.get("/v1/models", response_model=ModelsView)
     async def models() -> ModelsView:
@@ -130,11 +160,16 @@ def build_api(service: BatchedPredictionService | SyncPredictionService) -> Fast
         return {**view, "this_replica": {"replica": core.replica, **core.rollout.state.to_wire()}}
 
     @app.put("/v1/rollout")
-    async def change_rollout(patch: RolloutPatch) -> dict[str, Any]:
+    async def change_rollout(patch: RolloutPatch, request: Request) -> dict[str, Any]:
+        caller: Caller = request.state.caller
+        before = await core.rollout.controller.view.remote()
         try:
             wire = await core.rollout.controller.update.remote(patch.model_dump())
         except ValueError as exc:
-            raise ServiceError(422, str(exc).strip().splitlines()[-1]) from None
+            reason = str(exc).strip().splitlines()[-1]
+            audit("rollout change by %s refused: %s", caller.key_id, reason)
+            raise ServiceError(422, reason) from None
+        audit("rollout change by %s: %s -> %s", caller.key_id, rollout_summary(before), rollout_summary(wire))
         return core.rollout.adopt(wire).to_wire()
 
     if inspect.iscoroutinefunction(service.predict):
@@ -149,7 +184,7 @@ def build_api(service: BatchedPredictionService | SyncPredictionService) -> Fast
         def predict_sync(body: PredictRequest, request: Request) -> PredictResponse:
             return service.predict(body, request.headers)
 
-    app.add_middleware(RequestGuard, core=core)
+    app.add_middleware(RequestGuard, keys=core.keys, max_body_bytes=core.config.service.max_body_bytes)
     return app
 
 

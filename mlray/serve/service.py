@@ -85,10 +85,6 @@ class PredictionCore:
             os.environ.setdefault("MLFLOW_TRACKING_URI", config.mlflow.tracking_uri)
 
     # -- before the model -----------------------------------------------------------
-    def authorize(self, authorization: str | None) -> None:
-        if not self.keys.accepts(authorization):
-            raise ServiceError(401, "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
-
     def choose_version(self, headers: Mapping[str, str]) -> str:
         state = self.rollout.state
         pinned = headers.get(self.config.models.version_header)

@@ -101,7 +101,7 @@ def base_config(bundles: Bundles, **sections: dict[str, Any]) -> dict[str, Any]:
         "rollout": {"report_interval_s": 0.2, "window_s": 1.0, "min_requests": 10},
         "storage": {"uri": str(bundles.root)},
         "prediction_log": {"sink": None},
-        "auth": {"api_keys_file": None},
+        "auth": {"api_keys_file": None, "admin_keys_file": None},
     }
     for section, values in sections.items():
         config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
@@ -122,15 +122,18 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, interval
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
 
 
-def start_app(serve_url: str, bundles: Bundles, headers: dict[str, str] | None = None, **sections: Any) -> httpx.Client:
-    """Run the app with ``base_config`` plus overrides (replacing any running one); a client for it."""
+def start_app(
+    serve_url: str, bundles: Bundles, headers: dict[str, str] | None = None, route_prefix: str = "/", **sections: Any
+) -> httpx.Client:
+    """Run the app at ``route_prefix`` with ``base_config`` plus overrides (replacing any running one); a client
+    for the server (paths in requests include the prefix)."""
     from ray import serve
 
     from mlray.config.inference import InferenceConfig
     from mlray.serve.app import build_application
 
     config = InferenceConfig.model_validate(base_config(bundles, **sections))
-    serve.run(build_application(config), name=APP_NAME, route_prefix="/")
+    serve.run(build_application(config), name=APP_NAME, route_prefix=route_prefix)
     return httpx.Client(base_url=serve_url, headers=headers or {}, timeout=30)
 
 

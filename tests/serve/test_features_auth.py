@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mlray.config.inference import AuthSection, FeaturesSection
-from mlray.serve.auth import ApiKeys, AuthConfigError
+from mlray.serve.auth import ApiKeys, AuthConfigError, KeyScope, key_id, required_scope
 from mlray.serve.features import (
     FeatureEnricher,
     InMemoryEnricher,
@@ -54,19 +54,63 @@ def test_a_factory_without_enrich_is_refused():
         build_enricher(FeaturesSection(enricher="collections:OrderedDict"))
 
 
+def auth(**fields) -> AuthSection:
+    return AuthSection(**{"api_keys_env": "K", "api_keys_file": None, "admin_keys_env": "A", "admin_keys_file": None,
+                          **fields})
+
+
 def test_keys_from_env_and_file_and_bearer_checks(tmp_path):
     key_file = tmp_path / "keys"
     key_file.write_text("# comment\nfile-key\n\n")
-    keys = ApiKeys.load(AuthSection(api_keys_env="K", api_keys_file=str(key_file)), environ={"K": "key-alpha, key-beta"})
-    assert keys.accepts("Bearer key-alpha") and keys.accepts("bearer key-beta") and keys.accepts("Bearer file-key")
-    assert not keys.accepts(None) and not keys.accepts("Bearer c") and not keys.accepts("key-alpha") and not keys.accepts("Basic key-alpha")
-    assert "key-alpha" not in repr(keys) and "file-key" not in repr(keys) and len(keys.digests) == 3
+    keys = ApiKeys.load(auth(api_keys_file=str(key_file)), environ={"K": "key-alpha, key-beta"})
+
+    def accepts(authorization):
+        return keys.identify(authorization) is not None
+
+    assert accepts("Bearer key-alpha") and accepts("bearer key-beta") and accepts("Bearer file-key")
+    assert not accepts(None) and not accepts("Bearer c") and not accepts("key-alpha") and not accepts("Basic key-alpha")
+    assert "key-alpha" not in repr(keys) and "file-key" not in repr(keys) and len(keys.predict.digests) == 3
+
+
+def test_admin_keys_come_from_their_own_env_and_file_and_callers_are_named_by_key_id(tmp_path):
+    admin_file = tmp_path / "admin-keys"
+    admin_file.write_text("# operators\nfile-admin\n")
+    keys = ApiKeys.load(auth(admin_keys_file=str(admin_file)), environ={"K": "predict-key", "A": "env-admin"})
+    predicting = keys.identify("Bearer predict-key")
+    assert predicting is not None and not predicting.admin and predicting.key_id == key_id("predict-key")
+    for admin_key in ("env-admin", "file-admin"):
+        caller = keys.identify(f"Bearer {admin_key}")
+        assert caller is not None and caller.admin and caller.key_id == key_id(admin_key)
+    assert keys.identify("Bearer A") is None and keys.identify("Bearer admin") is None
+    assert key_id("env-admin") != key_id("file-admin") and "env-admin" not in key_id("env-admin")
+    assert "env-admin" not in repr(keys) and "file-admin" not in repr(keys) and len(keys.admin.digests) == 2
+
+
+def test_routes_need_no_key_only_for_health_and_an_admin_key_for_anything_but_reads_and_predictions():
+    assert required_scope("GET", "/healthz") is None and required_scope("HEAD", "/readyz") is None
+    for method, route in [("GET", "/v1/models"), ("GET", "/v1/rollout"), ("POST", "/v1/predict"),
+                          ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/"), ("GET", ""), ("GET", "/healthz/")]:
+        assert required_scope(method, route) is KeyScope.PREDICT, (method, route)
+    for method, route in [("PUT", "/v1/rollout"), ("POST", "/v1/rollout"), ("DELETE", "/v1/models"),
+                          ("PATCH", "/v1/predict"), ("POST", "/healthz"), ("OPTIONS", "/v1/predict")]:
+        assert required_scope(method, route) is KeyScope.ADMIN, (method, route)
 
 
 def test_without_keys_only_a_loopback_service_may_run_open():
-    keys = ApiKeys.load(AuthSection(api_keys_env="K", api_keys_file=None), environ={})
-    assert keys.open and keys.accepts(None)
+    keys = ApiKeys.load(auth(), environ={})
+    caller = keys.identify(None)
+    assert keys.open and caller is not None and caller.admin
     keys.require_keys_unless_loopback("127.0.0.1")
     for host in ("0.0.0.0", None):
         with pytest.raises(AuthConfigError, match="refusing"):
             keys.require_keys_unless_loopback(host)
+
+
+def test_any_key_closes_the_service_and_admin_keys_alone_are_enough_to_run_exposed():
+    only_prediction = ApiKeys.load(auth(), environ={"K": "p"})
+    assert not only_prediction.open and only_prediction.identify(None) is None
+    assert not only_prediction.identify("Bearer p").admin
+    only_prediction.require_keys_unless_loopback("0.0.0.0")
+    only_admin = ApiKeys.load(auth(), environ={"A": "a"})
+    assert only_admin.identify(None) is None and only_admin.identify("Bearer a").admin
+    only_admin.require_keys_unless_loopback("0.0.0.0")

@@ -117,7 +117,7 @@ def test_bad_json_oversize_and_missing_length_get_4xx_and_the_service_keeps_answ
     assert_same_predictions(after.json()["predictions"], expected(bundles, "v1", rows))
 
 
-def test_v1_routes_need_a_valid_key_and_health_routes_do_not(client, serve_url):
+def test_every_route_needs_a_valid_key_but_health_routes_do_not(client, serve_url):
     with httpx.Client(base_url=serve_url, timeout=30) as anonymous:
         body = {"instances": sample_rows(1)}
         assert anonymous.post("/v1/predict", json=body).status_code == 401
@@ -128,7 +128,8 @@ def test_v1_routes_need_a_valid_key_and_health_routes_do_not(client, serve_url):
         assert anonymous.post("/v1/predict", json=body, headers={"Authorization": "Bearer second-key"}).status_code == 200
         assert anonymous.get("/healthz").json() == {"status": "ok"}
         assert anonymous.get("/readyz").json()["status"] == "ready"
-        assert anonymous.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["requestBody"]
+        assert anonymous.get("/openapi.json").status_code == 401
+    assert client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["requestBody"]
 
 
 def test_entity_instances_are_enriched_and_unknown_entities_get_the_configured_status(client, bundles):
