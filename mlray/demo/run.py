@@ -181,7 +181,7 @@ def post_with_progress(
     from mlray.serve.client import answered, post_concurrently
 
     responses: list[Any] = []
-    chunk = -(-len(bodies) // PROGRESS_LINES)
+    chunk = max(1, -(-len(bodies) // PROGRESS_LINES))
     for start in range(0, len(bodies), chunk):
         end = start + chunk
         responses += post_concurrently(url, bodies[start:end], concurrency, headers[start:end] if headers else None)
