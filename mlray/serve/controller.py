@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from typing import Any
 
 from mlray.config.inference import InferenceConfig
@@ -45,6 +46,8 @@ class RolloutController:
     of configs/inference.yaml, so ``serve deploy`` with a new canary applies in place."""
 
     def __init__(self, config: dict[str, Any]):
+        # Serve runs sync methods in a thread pool: reports from several replicas arrive at once.
+        self._lock = threading.RLock()
         self.config = InferenceConfig.model_validate(config)
         self.metrics = RolloutMetrics(self.config.monitoring.enable_metrics)
         app, self.code_version = deployment_identity(self.config)
@@ -100,6 +103,10 @@ class RolloutController:
         self.persisted = text
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
+        with self._lock:
+            self._reconfigure(user_config)
+
+    def _reconfigure(self, user_config: dict[str, Any]) -> None:
         changed = self.config.model_copy(update={})
         if "models" in user_config:
             changed.models = self.config.models.model_validate(user_config["models"])
@@ -121,21 +128,25 @@ class RolloutController:
         log.info("rollout reconfigured: %s", self.rollout.state)
 
     def report(self, figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        before = self.rollout.state.status
-        self.rollout.record({v: VersionFigures.from_wire(f) for v, f in figures.items()})
-        if self.rollout.state.status != before:
-            log.warning("rollout: %s", self.rollout.state.reason)
-        self._persist()
-        self.metrics.publish(self.rollout.state)
-        return self.rollout.state.to_wire()
+        received = {v: VersionFigures.from_wire(f) for v, f in figures.items()}
+        with self._lock:
+            before = self.rollout.state.status
+            self.rollout.record(received)
+            if self.rollout.state.status != before:
+                log.warning("rollout: %s", self.rollout.state.reason)
+            self._persist()
+            self.metrics.publish(self.rollout.state)
+            return self.rollout.state.to_wire()
 
     def update(self, change: dict[str, Any]) -> dict[str, Any]:
         """Raises ValueError naming the bad field; the ingress answers 422."""
-        state = self.rollout.update(RolloutUpdate(**change))
-        self._persist()
-        self.metrics.publish(state)
-        log.info("rollout updated: %s", state)
-        return state.to_wire()
+        with self._lock:
+            state = self.rollout.update(RolloutUpdate(**change))
+            self._persist()
+            self.metrics.publish(state)
+            log.info("rollout updated: %s", state)
+            return state.to_wire()
 
     def view(self) -> dict[str, Any]:
-        return {**self.rollout.view(), "state_uri": self.persisted_uri}
+        with self._lock:
+            return {**self.rollout.view(), "state_uri": self.persisted_uri}

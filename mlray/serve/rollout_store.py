@@ -68,10 +68,6 @@ class Recovery:
     highest_epoch: int = 0
     highest_generation: int = 0
 
-    @property
-    def found_any(self) -> bool:
-        return self.record is not None or bool(self.unreadable_newer)
-
 
 class RolloutStore:
     def __init__(self, storage_uri: str, app: str):
@@ -113,5 +109,8 @@ class RolloutStore:
         """Write the record under its own version; returns its URI. Older files beyond ``KEEP_FILES`` go."""
         uri = self.storage.write_text(file_name(record.state.version), record.to_json())
         for version in self.versions()[KEEP_FILES:]:
-            self.storage.delete(file_name(version))
+            try:
+                self.storage.delete(file_name(version))
+            except FileNotFoundError:  # pruned by another incarnation meanwhile
+                continue
         return uri

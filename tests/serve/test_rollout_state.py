@@ -15,7 +15,7 @@ import pytest
 from mlray.serve.canary import RolloutState
 from mlray.serve.controller import RolloutController
 from mlray.serve.rollout_client import RolloutClient
-from mlray.serve.rollout_store import STATE_DIR, RolloutStore, file_name
+from mlray.serve.rollout_store import KEEP_FILES, STATE_DIR, RolloutStore, file_name
 from mlray.storage import Storage
 
 AREA = "rollout state"
@@ -88,6 +88,16 @@ def test_a_changed_config_starts_a_new_rollout_that_later_restarts_keep(tmp_path
     restarted = RolloutController(controller_config(uri))
     restarted.reconfigure({"models": changed["models"], "rollout": changed["rollout"]})
     assert (restarted.rollout.state.canary, restarted.rollout.state.canary_weight) == ("v3", 0.4)
+
+
+def test_only_the_newest_states_are_kept(tmp_path):
+    uri = str(tmp_path / "storage")
+    controller = start(controller_config(uri))
+    for step in range(KEEP_FILES + 5):
+        controller.update({"canary_weight": round(0.05 * (step + 1), 2)})
+    versions = RolloutStore(uri, APP).versions()
+    assert len(versions) == KEEP_FILES and versions[0] == controller.rollout.state.version
+    assert start(controller_config(uri)).rollout.state.canary_weight == controller.rollout.state.canary_weight
 
 
 @pytest.mark.security
