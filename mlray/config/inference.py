@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mlray.config.base import ConfigModel, Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
-from mlray.config.sections import MlflowConfig, MonitoringConfig, StorageConfig, StorageUri
+from mlray.config.sections import MlflowConfig, ModelTrustConfig, MonitoringConfig, StorageConfig, StorageUri
 
 
 class ServiceSection(ConfigModel):
@@ -56,6 +56,7 @@ class ModelsSection(ConfigModel):
     feature_names: list[str] | None = Field(
         default=None, description="Input columns of MLflow models without a signature."
     )
+    trust: ModelTrustConfig = ModelTrustConfig()
 
     @model_validator(mode="after")
     def _stable_is_known(self) -> ModelsSection:
@@ -129,6 +130,11 @@ class InferenceConfig(ConfigModel):
     monitoring: MonitoringConfig = MonitoringConfig()
     storage: StorageConfig = StorageConfig()
     mlflow: MlflowConfig = MlflowConfig()
+
+    def model_roots(self) -> list[str]:
+        """Where versions may be loaded from: ``models.trust.allowed_roots``, else storage.uri and the registry."""
+        roots = self.models.trust.allowed_roots
+        return list(roots) if roots is not None else [self.storage.uri, "models:/"]
 
     @model_validator(mode="after")
     def _canary_is_known(self) -> InferenceConfig:

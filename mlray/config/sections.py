@@ -75,6 +75,26 @@ class StorageConfig(ConfigModel):
     """Where artifacts and checkpoints go: a local path or ``gs://bucket/prefix``."""
 
     uri: StorageUri = "runs/storage"
+    stale_temp_after_s: PositiveFloat = Field(
+        default=3600,
+        description="Temporary `.tmp-*` objects of uploads unchanged this long are removed by the sweeper "
+        "(an upload in progress is younger).",
+    )
+
+
+class ModelTrustConfig(ConfigModel):
+    """What loading a model may read and import: a bundle's spec.json or a rollout request never names code."""
+
+    allowed_roots: list[str] | None = Field(
+        default=None,
+        description="Where model versions may be loaded from: folders (local or gs://), `models:/` (the whole "
+        "MLflow registry) or `models:/<name>`; null: storage.uri and models:/.",
+    )
+    allowed_factories: list[str] = Field(
+        default_factory=lambda: ["mlray.models.*"],
+        description="Factories a bundle's spec.json may name: `package.*` (it and its modules), "
+        "`package.module` or `package.module:function`; checked before anything is imported.",
+    )
 
 
 class TimeoutsConfig(ConfigModel):

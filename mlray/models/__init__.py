@@ -2,5 +2,6 @@
 
 from mlray.models.bundle import ModelSpec, load_bundle, save_bundle
 from mlray.models.mlp import build_mlp
+from mlray.models.trust import LoadPolicy, UntrustedModel
 
-__all__ = ["ModelSpec", "build_mlp", "load_bundle", "save_bundle"]
+__all__ = ["LoadPolicy", "ModelSpec", "UntrustedModel", "build_mlp", "load_bundle", "save_bundle"]

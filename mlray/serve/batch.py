@@ -17,7 +17,9 @@ from ray.data import SaveMode
 
 from mlray.cluster.runtime import init_ray
 from mlray.config.batch_inference import BatchInferenceConfig
-from mlray.serve.versions import LoadedModel, load_model_version
+from mlray.models.bundle import default_policy
+from mlray.models.trust import LoadPolicy
+from mlray.serve.versions import LoadedModel, is_mlflow_uri, load_model_version
 from mlray.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,9 @@ log = logging.getLogger(__name__)
 class BatchPredictor:
     """One per Ray Data actor: loads the model once, predicts pandas batches."""
 
-    def __init__(self, model_uri: str, feature_names: list[str] | None, mlflow_tracking_uri: str | None):
-        self.model = load_model_version("batch", model_uri, mlflow_tracking_uri=mlflow_tracking_uri,
+    def __init__(self, model_uri: str, feature_names: list[str] | None, mlflow_tracking_uri: str | None,
+                 policy: LoadPolicy):
+        self.model = load_model_version("batch", model_uri, policy=policy, mlflow_tracking_uri=mlflow_tracking_uri,
                                         feature_names=feature_names)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -59,10 +62,13 @@ def run_batch_inference(config: BatchInferenceConfig) -> dict[str, Any]:
 
     batch = config.batch
     source, target = Storage(batch.input_uri), Storage(batch.output_uri)
-    model_uri = batch.model_uri if batch.model_uri.startswith("models:/") else Storage(batch.model_uri).url()
+    model_uri = batch.model_uri if is_mlflow_uri(batch.model_uri) else Storage(batch.model_uri).url()
     tracking_uri = config.mlflow.tracking_uri
+    # The job's own config names the model, so any location; its factory still has to be on the allowlist.
+    policy = default_policy()
     # Check the model and the input's columns here, before any cluster work.
-    model = load_model_version("batch", model_uri, mlflow_tracking_uri=tracking_uri, feature_names=batch.feature_names)
+    model = load_model_version("batch", model_uri, policy=policy, mlflow_tracking_uri=tracking_uri,
+                               feature_names=batch.feature_names)
     missing = sorted(set(model.feature_names) - set(input_columns(source)))
     if missing:
         raise ValueError(f"batch.input_uri: {source.url()} lacks model input columns {missing}")
@@ -74,6 +80,7 @@ def run_batch_inference(config: BatchInferenceConfig) -> dict[str, Any]:
             "model_uri": model_uri,
             "feature_names": model.feature_names,
             "mlflow_tracking_uri": tracking_uri,
+            "policy": policy,
         },
         batch_size=batch.batch_size,
         batch_format="pandas",

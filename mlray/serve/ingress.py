@@ -162,6 +162,7 @@ def build_api(service: BatchedPredictionService | SyncPredictionService) -> Fast
     @app.put("/v1/rollout")
     async def change_rollout(patch: RolloutPatch, request: Request) -> dict[str, Any]:
         caller: Caller = request.state.caller
+        core.check_locations(patch.versions)
         before = await core.rollout.controller.view.remote()
         try:
             wire = await core.rollout.controller.update.remote(patch.model_dump())

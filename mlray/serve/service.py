@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from mlray.config.inference import InferenceConfig
+from mlray.models.trust import LoadPolicy, UntrustedModel
 from mlray.serve.auth import ApiKeys, serve_http_host
 from mlray.serve.background import Ticker
 from mlray.serve.canary import RolloutState
@@ -59,6 +60,12 @@ def resolve_location(location: str, storage_uri: str) -> str:
     return Storage(storage_uri).url(location)
 
 
+def load_policy(config: InferenceConfig) -> LoadPolicy:
+    """``models.trust``: allowed factories, and roots (relative ones live under ``storage.uri``, as versions do)."""
+    roots = tuple(resolve_location(root, config.storage.uri) for root in config.model_roots())
+    return LoadPolicy(factories=tuple(config.models.trust.allowed_factories), roots=roots)
+
+
 def replica_id() -> str:
     try:
         from ray import serve
@@ -72,6 +79,7 @@ class PredictionCore:
     def __init__(self, config: InferenceConfig, controller: Any):
         self.config = config
         self.keys = ApiKeys.load(config.auth)
+        self.load_policy = load_policy(config)
         self.keys.require_keys_unless_loopback(serve_http_host())
         self.enricher = build_enricher(config.features)
         self.metrics = ServeMetrics(config.monitoring.enable_metrics)
@@ -103,11 +111,21 @@ class PredictionCore:
         loaded = load_model_version(
             version,
             resolve_location(location, self.config.storage.uri),
+            policy=self.load_policy,
             mlflow_tracking_uri=self.config.mlflow.tracking_uri,
             feature_names=self.config.models.feature_names,
         )
         log.info("loaded model %s from %s in %.2f s", version, loaded.uri, time.perf_counter() - started)
         return loaded
+
+    def check_locations(self, versions: Mapping[str, str] | None) -> None:
+        """Version locations a request names must lie under the allowed roots: else 403 naming both."""
+        resolved = {name: resolve_location(location, self.config.storage.uri)
+                    for name, location in (versions or {}).items()}
+        try:
+            self.load_policy.check_locations(resolved)
+        except UntrustedModel as exc:
+            raise ServiceError(403, str(exc)) from None
 
     def prepare(self, version: str, model: LoadedModel, body: PredictRequest, started: float) -> Prepared:
         if len(body.instances) > self.config.service.max_instances:

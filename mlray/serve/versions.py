@@ -1,4 +1,4 @@
-"""Loading one model version (bundle or MLflow registry) and turning outputs into predictions.
+"""Loading one model version (bundle or MLflow registry, never a pickle) and turning outputs into predictions.
 
 Online serving and batch inference both go through ``predict_outputs`` so that
 the two give the same numbers for the same rows.
@@ -12,9 +12,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from mlray.models import load_bundle
+from mlray.models.bundle import default_policy, load_bundle
+from mlray.models.trust import MLFLOW_SCHEME, LoadPolicy
 
-MLFLOW_SCHEME = "models:/"
 Task = Literal["classification", "regression"]
 
 
@@ -38,48 +38,34 @@ def load_model_version(
     version: str,
     uri: str,
     *,
+    policy: LoadPolicy | None = None,
     mlflow_tracking_uri: str | None = None,
     feature_names: list[str] | None = None,
 ) -> LoadedModel:
     """A model in eval mode with the input columns it expects.
 
-    Bundles carry their feature names; MLflow models take them from their
-    signature, else from ``feature_names``.
+    A bundle folder or a registry model logged as one (``mlray.models.mlflow_bundle``),
+    both loaded the same way: the location must pass ``policy`` (default:
+    allowed factories as configured by default, any location), then its
+    factory, then the weights load without unpickling. Input columns come from
+    the bundle's spec, else from ``feature_names``.
     """
-    if not is_mlflow_uri(uri):
-        model, spec = load_bundle(uri)
-        return LoadedModel(version, uri, model, list(spec.feature_names), spec.task)
-    import mlflow
-    import mlflow.pytorch
+    policy = policy or default_policy()
+    policy.check_location(uri)
+    if is_mlflow_uri(uri):
+        import mlflow
 
-    if mlflow_tracking_uri:
-        mlflow.set_tracking_uri(mlflow_tracking_uri)
-    model = mlflow.pytorch.load_model(uri, map_location="cpu")
-    model.eval()
-    names = _signature_inputs(uri) or feature_names
+        from mlray.models.mlflow_bundle import load_bundle_model
+
+        if mlflow_tracking_uri:
+            mlflow.set_tracking_uri(mlflow_tracking_uri)
+        model, spec = load_bundle_model(uri, policy)
+    else:
+        model, spec = load_bundle(uri, policy)
+    names = spec.feature_names or feature_names
     if not names:
-        raise ValueError(
-            f"model {uri!r} has no input signature: set models.feature_names (or batch.feature_names)"
-        )
-    return LoadedModel(version, uri, model, list(names), _mlflow_task(uri))
-
-
-def _signature_inputs(uri: str) -> list[str] | None:
-    from mlflow.models import get_model_info
-
-    signature = get_model_info(uri).signature
-    if signature is None or signature.inputs is None:
-        return None
-    names = signature.inputs.input_names()
-    # A tensor signature has no column names; only named columns say which feature is which.
-    return [str(n) for n in names] if names and all(isinstance(n, str) for n in names) else None
-
-
-def _mlflow_task(uri: str) -> Task:
-    from mlflow.models import get_model_info
-
-    task = (get_model_info(uri).metadata or {}).get("task", "classification")
-    return "regression" if task == "regression" else "classification"
+        raise ValueError(f"model {uri!r} names no input columns: set models.feature_names (or batch.feature_names)")
+    return LoadedModel(version, uri, model, list(names), spec.task)
 
 
 def predict_outputs(model: nn.Module, rows: torch.Tensor, task: Task) -> list[Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -115,6 +116,24 @@ class Storage:
     def child(self, *parts: str) -> Storage:
         return Storage(self.url(*parts))
 
+    def contains(self, uri: str) -> bool:
+        """Whether ``uri`` (local path or ``gs://``) is this root or lies under it.
+
+        Local paths are compared after resolving symlinks and ``..``; a ``gs://``
+        name with a ``..`` segment is never inside (GCS keeps ``..`` literally,
+        other tools may not).
+        """
+        other = Storage(uri)
+        if other.scheme != self.scheme:
+            return False
+        if self.is_remote:
+            if ".." in other.root.split("/"):
+                return False
+            mine, theirs = self.root, other.root
+        else:
+            mine, theirs = os.path.realpath(self.root), os.path.realpath(other.root)
+        return theirs == mine or theirs.startswith(mine.rstrip("/") + "/")
+
     def __getstate__(self) -> dict[str, Any]:
         # Filesystem handles hold sessions and locks; rebuild them after pickling (Ray).
         return {"uri": self.uri}
@@ -186,6 +205,31 @@ class Storage:
         target = self.path(relpath)
         if self.fs.exists(target):
             self.fs.rm(target, recursive=True)
+
+    def sweep_temporaries(self, max_age_s: float, now: float | None = None) -> list[str]:
+        """Remove ``.tmp-*`` objects under the root last written more than ``max_age_s`` before ``now``.
+
+        They are what killed uploads leave behind. An upload in progress stays
+        younger than any sensible age: a local temporary file changes with every
+        write, and GCS shows an object only once its upload has completed.
+        Returns the URIs removed.
+        """
+        if not self.fs.exists(self.root):
+            return []
+        self.fs.invalidate_cache(self.root)
+        cutoff = (time.time() if now is None else now) - max_age_s
+        removed: list[str] = []
+        for path in self.fs.find(self.root):
+            if not posixpath.basename(path).startswith(TEMP_PREFIX):
+                continue
+            try:
+                if self.fs.modified(path).timestamp() >= cutoff:
+                    continue
+                self.fs.rm(path)
+            except FileNotFoundError:  # published or discarded meanwhile by its writer
+                continue
+            removed.append(f"gs://{path}" if self.is_remote else path)
+        return removed
 
     def _publish(self, temp: str, final: str) -> None:
         if self.is_remote:

@@ -9,7 +9,10 @@ A checkpoint directory (``epoch_00005-<id>``) holds::
                     without it, or whose state.pt does not match it, is incomplete
 
 Ray Train uploads the directory to the run's storage and keeps the best K
-plus the latest (``CheckpointConfig``).
+plus the latest (``CheckpointConfig``). Folders it never registered (an upload
+killed before its report, a crash between Ray's snapshot and its deletions) and
+``.tmp-*`` objects of killed uploads are removed by ``tidy_run_storage``, at the
+start and end of each training run or by hand (``python -m mlray.train.tidy``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from mlray.models.trust import UntrustedModel, weights_only_load
+from mlray.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +58,15 @@ def epoch_of(dir_name: str) -> int | None:
 
 
 def capture_rng() -> dict[str, Any]:
+    """RNG states as tensors and plain numbers, so they load with ``weights_only=True``."""
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    version, python_state, gauss_next = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(position),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64),
+                   "gauss_next": gauss_next},
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -64,8 +75,11 @@ def capture_rng() -> dict[str, Any]:
 
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(python_state["state"].tolist()), python_state["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -85,7 +99,12 @@ def write_checkpoint(directory: Path, state: dict[str, Any] | None, rank: int) -
 
 
 def read_checkpoint(directory: Path) -> dict[str, Any]:
-    """The training state, or CorruptCheckpoint naming what is wrong."""
+    """The training state, or CorruptCheckpoint naming what is wrong.
+
+    Loaded weights-only: tensors, numbers and containers; a file that would
+    need any other object unpickled is refused, even with a matching digest
+    (whoever can write the checkpoint can write its digest too).
+    """
     meta_path, state_path = directory / META_FILE, directory / STATE_FILE
     if not meta_path.is_file() or not state_path.is_file():
         raise CorruptCheckpoint(f"{META_FILE} or {STATE_FILE} missing (half-written)")
@@ -96,12 +115,19 @@ def read_checkpoint(directory: Path) -> dict[str, Any]:
     payload = state_path.read_bytes()
     if hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
         raise CorruptCheckpoint(f"{STATE_FILE} does not match its sha256 ({len(payload)} bytes)")
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    return _weights_only(payload, STATE_FILE)
 
 
 def read_rng(directory: Path, rank: int) -> dict[str, Any] | None:
     path = directory / RNG_FILE.format(rank=rank)
-    return torch.load(path, weights_only=False) if path.is_file() else None
+    return _weights_only(path.read_bytes(), path.name) if path.is_file() else None
+
+
+def _weights_only(payload: bytes, name: str) -> Any:
+    try:
+        return weights_only_load(payload, name)
+    except UntrustedModel as exc:
+        raise CorruptCheckpoint(str(exc)) from None
 
 
 @dataclass
@@ -135,3 +161,51 @@ def first_valid(candidates: Iterable[tuple[str, Any]], rank: int) -> LoadedCheck
     if skipped:
         log.warning("none of the %d checkpoints loads: starting from scratch", len(skipped))
     return None
+
+
+def registered_checkpoints(run_storage: Storage) -> set[str]:
+    """Folder names Ray Train's checkpoint manager knows for the run (kept, latest, pending), per its snapshot.
+
+    Empty when there is no snapshot or it does not parse: then nothing counts as unregistered.
+    """
+    from ray.train.v2._internal.constants import CHECKPOINT_MANAGER_SNAPSHOT_FILENAME
+
+    if not run_storage.exists(CHECKPOINT_MANAGER_SNAPSHOT_FILENAME):
+        return set()
+    try:
+        snapshot = json.loads(run_storage.read_text(CHECKPOINT_MANAGER_SNAPSHOT_FILENAME))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        log.warning("Ray Train's checkpoint snapshot of %s is unreadable (%s): pruning nothing", run_storage.url(), exc)
+        return set()
+    results = [*snapshot.get("checkpoint_results", []), *snapshot.get("pending_training_results", []),
+               snapshot.get("latest_checkpoint_result") or {}]
+    return {result["checkpoint_dir_name"] for result in results if result.get("checkpoint_dir_name")}
+
+
+def prune_unregistered_checkpoints(run_storage: Storage) -> list[str]:
+    """Delete the run's checkpoint folders Ray Train never registered; the URIs removed.
+
+    Registered folders, the latest among them, are never touched; without a
+    readable snapshot nothing is deleted.
+    """
+    registered = registered_checkpoints(run_storage)
+    if not registered:
+        return []
+    removed = []
+    for name in run_storage.list():
+        if epoch_of(name) is not None and name not in registered:
+            run_storage.delete(name)
+            removed.append(run_storage.url(name))
+    return removed
+
+
+def tidy_run_storage(run_storage: Storage, stale_temp_after_s: float) -> dict[str, list[str]]:
+    """Stale ``.tmp-*`` objects and unregistered checkpoint folders of one run, removed; what went."""
+    tidied = {
+        "temporaries": run_storage.sweep_temporaries(stale_temp_after_s),
+        "unregistered_checkpoints": prune_unregistered_checkpoints(run_storage),
+    }
+    for kind, uris in tidied.items():
+        if uris:
+            log.info("removed %d %s under %s: %s", len(uris), kind.replace("_", " "), run_storage.url(), uris)
+    return tidied

@@ -16,8 +16,9 @@ from mlray.cluster import init_ray
 from mlray.config.training import TrainingJobConfig
 from mlray.entrypoint import print_summary
 from mlray.models import ModelSpec, save_bundle
+from mlray.models.mlflow_bundle import log_bundle_model
 from mlray.storage import Storage
-from mlray.train.checkpoint import first_valid
+from mlray.train.checkpoint import first_valid, tidy_run_storage
 from mlray.train.loop import LoopSettings, train_loop
 from mlray.train.metrics import metric_key, resolve_metrics
 from mlray.train.prepare import PreparedData, load_training_data, model_spec, split
@@ -104,6 +105,7 @@ def run_training(config: TrainingJobConfig, wrap_session: SessionWrapper | None 
 
     storage = Storage(config.storage.uri)
     run_storage = storage.child(config.run_name)
+    tidy_run_storage(run_storage, config.storage.stale_temp_after_s)  # what killed uploads of earlier attempts left
     set_ray_train_env(config)
     init_ray(config.ray)
     tracking_uri = tracking.absolute_tracking_uri(config.mlflow.tracking_uri)
@@ -178,6 +180,7 @@ def run_training(config: TrainingJobConfig, wrap_session: SessionWrapper | None 
             tracking.MlflowClient(tracking_uri).set_terminated(run_id, status="KILLED")
         return summary
     summary.update(export_models(config, prepared, result.checkpoint, run_storage, tracking_uri, run_id, status))
+    tidy_run_storage(run_storage, config.storage.stale_temp_after_s)
     return summary
 
 
@@ -202,7 +205,7 @@ def load_models(spec: ModelSpec, checkpoint: Any) -> tuple[nn.Module, nn.Module,
 
 def export_models(config: TrainingJobConfig, prepared: PreparedRun, checkpoint: Any, run_storage: Storage,
                   tracking_uri: str, run_id: str | None, status: str) -> dict[str, Any]:
-    """The best model as a bundle (serving, batch inference) and as MLflow PyTorch models."""
+    """The best model as a bundle (serving, batch inference), logged and registered in MLflow as one too."""
     best, final, state = load_models(prepared.spec, checkpoint)
     spec = ModelSpec(**{**prepared.spec.__dict__, "metadata": {
         **prepared.spec.metadata, "best_epoch": state["best_epoch"], "best_metric": state["best_metric"],
@@ -219,20 +222,17 @@ def export_models(config: TrainingJobConfig, prepared: PreparedRun, checkpoint: 
     from mlflow.models import infer_signature
 
     mlflow.set_tracking_uri(tracking_uri)
-    # Named columns in the signature tell a loader (Serve, batch) which feature is which.
+    # Named columns in the signature tell a reader of the registry which feature is which.
     example = pd.DataFrame(prepared.data.x_val[:5], columns=list(prepared.spec.feature_names))
     with torch.no_grad():
         signature = infer_signature(example, best(torch.from_numpy(example.to_numpy())).numpy())
-    requirements = [f"torch=={torch.__version__.split('+')[0]}"]
     client = tracking.MlflowClient(tracking_uri)
     with mlflow.start_run(run_id=run_id):
-        # pickle: loads back as the nn.Module that was trained (pt2 loads as an ExportedProgram)
-        logged = dict(signature=signature, input_example=example, pip_requirements=requirements,
-                      serialization_format="pickle")
-        info = mlflow.pytorch.log_model(best, name="model", registered_model_name=config.model.registered_name,
-                                        **logged)
+        # Bundle files, no pickle: serving and batch inference load them weights-only (mlray.models.mlflow_bundle).
+        info = log_bundle_model(best, spec, "model", signature=signature,
+                                registered_model_name=config.model.registered_name)
         if state["best_epoch"] != state["epoch"]:  # identical otherwise: skip the second export
-            mlflow.pytorch.log_model(final, name="final_model", **logged)
+            log_bundle_model(final, spec, "final_model", signature=signature)
         metric_keys = [metric_key(m) for m in config.training.metrics]
         mlflow.log_figure(tracking.learning_curves(client, run_id, metric_keys), "learning_curves.png")
         mlflow.set_tags({"mlray.status": status, "mlray.model_uri": exported["model_uri"]})

@@ -94,3 +94,70 @@ def test_ray_train_settings_reach_the_environment_unless_the_user_set_them(monke
     runner.set_ray_train_env(config)
     assert os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] == "0.7"
     assert "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S" not in os.environ  # the user's own setting is never replaced
+
+
+def _trained_state(epoch: int) -> dict:
+    """A training state as the loop writes it: model, optimizer, scheduler and scaler state dicts."""
+    from mlray.models import build_mlp
+
+    model = build_mlp(input_dim=4, hidden=[8])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.randn(3, 4)).sum().backward()
+    optimizer.step()
+    return {"epoch": epoch, "model": model.state_dict(), "best_model": None, "optimizer": optimizer.state_dict(),
+            "scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9).state_dict(),
+            "scaler": torch.amp.GradScaler("cpu", enabled=False).state_dict(), "best_metric": 0.5,
+            "best_epoch": epoch, "early_stopping": {"epochs_without_improvement": 0}}
+
+
+def _draws() -> tuple:
+    import random
+
+    import numpy as np
+
+    return random.random(), random.gauss(0, 1), float(np.random.rand()), float(np.random.randn()), torch.rand(1).item()
+
+
+def test_checkpoints_and_rng_states_load_weights_only_and_resume_the_streams(tmp_path):
+    from mlray.train.checkpoint import read_checkpoint, read_rng, restore_rng, write_checkpoint
+
+    _draws()  # leaves a cached gaussian in numpy and in random
+    state = _trained_state(3)
+    write_checkpoint(tmp_path / "ckpt", state, rank=0)
+    expected = _draws()
+    restore_rng(read_rng(tmp_path / "ckpt", 0))
+    assert _draws() == expected
+    loaded = read_checkpoint(tmp_path / "ckpt")
+    assert loaded["optimizer"]["param_groups"] == state["optimizer"]["param_groups"]
+    assert all(torch.equal(loaded["model"][k], v) for k, v in state["model"].items())
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("crafted", ["state.pt", "rng_rank0.pt"])
+def test_a_checkpoint_carrying_a_pickle_payload_is_refused_and_the_previous_one_used(
+    tmp_path, crafted, caplog, security_probe
+):
+    import hashlib
+    import json
+
+    from mlray.train.checkpoint import META_FILE, CorruptCheckpoint, first_valid, read_checkpoint, read_rng, \
+        write_checkpoint
+    from mlray.train.session import LocalSession
+    from tests.pickle_payloads import pickled_payload
+
+    root, marker = tmp_path / "run", tmp_path / "ran"
+    write_checkpoint(root / "epoch_00001-aaaaaaaa", _trained_state(1), rank=0)
+    crafted_dir = root / "epoch_00002-bbbbbbbb"
+    write_checkpoint(crafted_dir, _trained_state(2), rank=0)
+    payload = pickled_payload(marker, "model")
+    (crafted_dir / crafted).write_bytes(payload)
+    if crafted == "state.pt":  # whoever can write the state can write its digest too
+        (crafted_dir / META_FILE).write_text(json.dumps({"epoch": 2, "sha256": hashlib.sha256(payload).hexdigest()}))
+    with pytest.raises(CorruptCheckpoint, match="refused by the weights-only loader .*GLOBAL posix.system") as refused:
+        read_checkpoint(crafted_dir) if crafted == "state.pt" else read_rng(crafted_dir, 0)
+    loaded = first_valid(LocalSession(root).checkpoint_candidates(), rank=0)
+    assert loaded is not None and loaded.name == "epoch_00001-aaaaaaaa" and loaded.skipped == [crafted_dir.name]
+    assert not marker.exists()
+    security_probe("model loading", f"checkpoint whose {crafted} carries a __reduce__ payload "
+                   "(digest in meta.json matching)", "refused by the weights-only load; resume uses the previous "
+                   "checkpoint; nothing runs", f"{refused.value}; resumed from {loaded.name}; marker absent")
