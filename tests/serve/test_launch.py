@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from mlray.cluster.local import client_env
+from mlray.serve.auth import key_id
 from tests.serve.conftest import APP_NAME, assert_same_predictions, base_config, expected, sample_rows, stop_app, wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -112,3 +114,49 @@ def test_serve_deploy_then_retune_batching_in_place(serve_url, ray_cluster, bund
         answers_predictions(serve_url, bundles)
     finally:
         stop_app()
+
+
+@pytest.mark.slow
+@pytest.mark.security
+def test_serve_run_under_a_route_prefix_with_keys_in_the_environment(
+    serve_url, ray_cluster, bundles, inference_yaml, tmp_path, security_probe
+):
+    """The issue's setup: shipped config, route_prefix /api, MLRAY_SERVE_API_KEYS and MLRAY_SERVE_ADMIN_KEYS set."""
+    predict_key, admin_key = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    keys_env = {"MLRAY_SERVE_API_KEYS": predict_key, "MLRAY_SERVE_ADMIN_KEYS": admin_key}
+    config = serve_config_using(inference_yaml, tmp_path, route_prefix="/api", runtime_env={"env_vars": keys_env})
+    rows = sample_rows(2, seed=31)
+    api = httpx.Client(base_url=f"{serve_url}/api", timeout=10)
+    try:
+        run_cli("run", "--non-blocking", "--address", ray_cluster.gcs_address, str(config))
+
+        def predicted_with_key() -> httpx.Response | None:
+            response = api.post("/v1/predict", json={"instances": rows}, headers={"Authorization": f"Bearer {predict_key}"})
+            return response if response.status_code == 200 else None
+
+        predicted = wait_for(predicted_with_key, 120, "the app to answer /api/v1/predict with a prediction key", 0.5)
+        assert_same_predictions(predicted.json()["predictions"], expected(bundles, "v1", rows))
+        change = {"canary": "v2", "canary_weight": 0.5}
+        anonymous = {
+            "GET /api/v1/models": api.get("/v1/models"),
+            "POST /api/v1/predict": api.post("/v1/predict", json={"instances": rows}),
+            "PUT /api/v1/rollout": api.put("/v1/rollout", json=change),
+        }
+        for response in anonymous.values():
+            assert response.status_code == 401, response.text
+        as_predictor = api.put("/v1/rollout", json=change, headers={"Authorization": f"Bearer {predict_key}"})
+        assert as_predictor.status_code == 403
+        assert api.get("/v1/rollout", headers={"Authorization": f"Bearer {predict_key}"}).json()["canary"] is None
+        as_admin = api.put("/v1/rollout", json=change, headers={"Authorization": f"Bearer {admin_key}"})
+        assert as_admin.status_code == 200 and as_admin.json()["canary"] == "v2"
+        assert api.get("/healthz").status_code == 200
+    finally:
+        api.close()
+        stop_app()
+    for route, response in anonymous.items():
+        security_probe("serving auth", f"serve run, route_prefix /api, keys in env: {route} with no key",
+                       "401", f"{response.status_code} {response.text[:100]}")
+    security_probe("serving auth", "serve run, route_prefix /api: PUT /api/v1/rollout with a prediction key",
+                   "403, rollout unchanged", f"{as_predictor.status_code} {as_predictor.text[:100]}")
+    security_probe("serving auth", f"serve run, route_prefix /api: PUT /api/v1/rollout with admin key {key_id(admin_key)}",
+                   "200, canary set", f"{as_admin.status_code} canary={as_admin.json()['canary']}")
