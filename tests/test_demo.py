@@ -113,7 +113,7 @@ def test_a_step_that_cannot_run_fails_the_demo_and_says_which(tmp_path):
     assert summary["status"] == "failed" and summary["steps_done"] == []
     assert summary["problems"][0].startswith(f"steps not run: {', '.join(ALL_STEPS)} (stopped by ")
     assert "absent.yaml" in summary["problems"][0]
-    assert "DEMO FAILED:" in lines and f"  - {summary['problems'][0]}" in lines
+    assert "DEMO FAILED:" in lines and f"DEMO FAILED:\n  - {summary['problems'][0]}\n" in "\n".join(lines)
     assert dashboard_answers == [200]
     assert_services_stopped(summary)
 
