@@ -54,7 +54,7 @@ class ModelsSection(ConfigModel):
     cache_size: PositiveInt = Field(default=3, description="Loaded versions kept per replica (LRU).")
     version_header: str = Field(default="x-model-version", description="Header that pins a request's version.")
     feature_names: list[str] | None = Field(
-        default=None, description="Input columns of MLflow models without a signature."
+        default=None, description="Input columns of models whose spec.json names none."
     )
     trust: ModelTrustConfig = ModelTrustConfig()
 
