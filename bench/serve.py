@@ -24,6 +24,11 @@ keeps its connections alive (HTTP/1.1), as a client pool in front of the
 service would. The FastAPI baseline is measured before and after the Serve
 rows; ratios are against the mean of both (the machine is shared).
 
+A second table prices the API-key check: a FastAPI app with a trivial ``POST /v1/predict`` (the request
+schema, no model), without the ``RequestGuard`` middleware, with it and no keys configured, and with a key
+required and sent, at concurrency 1 in interleaved rounds on the same load generator; plus the guard alone,
+called in-process. ``--auth`` runs only that measurement and prints it (bench/results/serve.md untouched).
+
 ``--only TEXT`` runs just the Serve rows whose name contains TEXT (with the floor and both baselines)
 and prints the table without replacing bench/results/serve.md, e.g.
 ``python -m bench.serve --only HAProxy``.
@@ -53,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.report import markdown_table, write_result
+from bench.report import alternating, markdown_table, write_result
 from mlray.serve.cluster_env import (
     SERVING_ENV,
     admin_sockets,
@@ -167,14 +172,20 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
+def wrk_script(headers: dict[str, str]) -> str:
+    return WRK_SCRIPT % BODY + "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in headers.items())
+
+
 def _ms(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def run_wrk(wrk: str, url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
+def run_wrk(
+    wrk: str, url: str, concurrency: int, duration_s: float, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % BODY)
+        script.write(wrk_script(headers or {}))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = subprocess.run(
         [wrk, "-t1", f"-c{concurrency}", f"-d{int(duration_s)}s", "--latency", "-s", script.name, url],
@@ -198,10 +209,13 @@ def run_wrk(wrk: str, url: str, concurrency: int, duration_s: float) -> dict[str
     }
 
 
-async def _python_load(url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
+async def _python_load(
+    url: str, concurrency: int, duration_s: float, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Keep-alive HTTP/1.1 over raw asyncio streams: far cheaper per request than an HTTP client library."""
     host, port = re.match(r"http://([^:/]+):(\d+)", url).groups()
-    request = (f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    request = (f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{extra}"
                f"Content-Length: {len(BODY)}\r\n\r\n{BODY}").encode()
     latencies: list[float] = []
     errors = 0
@@ -229,10 +243,12 @@ async def _python_load(url: str, concurrency: int, duration_s: float) -> dict[st
             "p99_ms": latencies[int(len(latencies) * 0.99)], "errors": errors}
 
 
-def run_python_load(url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
+def run_python_load(
+    url: str, concurrency: int, duration_s: float, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     code = (f"import asyncio, json; from bench.serve import _python_load; "
-            f"print(json.dumps(asyncio.run(_python_load({url!r}, {concurrency}, {duration_s}))))")
+            f"print(json.dumps(asyncio.run(_python_load({url!r}, {concurrency}, {duration_s}, {headers!r}))))")
     output = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = json.loads(output.strip().splitlines()[-1])
@@ -240,20 +256,29 @@ def run_python_load(url: str, concurrency: int, duration_s: float) -> dict[str, 
     return {**result, "generator_cpu_pct": 100 * cpu_s / duration_s}
 
 
-def measure(url: str, duration_s: float) -> list[dict[str, Any]]:
+def load_once(
+    url: str, concurrency: int, duration_s: float, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One run of the load generator (wrk if there is one, else the Python one)."""
     wrk = ensure_wrk()
-    run_one = (lambda c: run_wrk(wrk, url, c, duration_s)) if wrk else (lambda c: run_python_load(url, c, duration_s))
-    run_one(8)  # warm-up: first requests load code paths and fill caches
-    return [run_one(level) for level in LEVELS]
+    if wrk:
+        return run_wrk(wrk, url, concurrency, duration_s, headers)
+    return run_python_load(url, concurrency, duration_s, headers)
 
 
-def wait_ready(url: str, timeout_s: float = 120) -> None:
+def measure(url: str, duration_s: float) -> list[dict[str, Any]]:
+    load_once(url, 8, duration_s)  # warm-up: first requests load code paths and fill caches
+    return [load_once(url, level, duration_s) for level in LEVELS]
+
+
+def wait_ready(url: str, timeout_s: float = 120, headers: dict[str, str] | None = None) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if httpx.post(url, content=BODY, headers={"content-type": "application/json"}, timeout=5).status_code == 200:
+            sent = {"content-type": "application/json", **(headers or {})}
+            if httpx.post(url, content=BODY, headers=sent, timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -397,6 +422,127 @@ def fastapi_baseline(bundle: str, duration_s: float) -> list[dict[str, Any]]:
 BASELINE = "plain FastAPI + uvicorn, 1 process (baseline)"
 
 
+# -- the API-key check's cost ---------------------------------------------------------------------
+AUTH_KEY = "bench-api-key-0123456789abcdef"
+NO_GUARD = "no RequestGuard"
+KEYED = "RequestGuard, prediction key required and sent"
+AUTH_SETUPS = {  # name -> the prediction keys configured (None: no guard at all)
+    NO_GUARD: None,
+    "RequestGuard, no keys configured (open)": "",
+    KEYED: AUTH_KEY,
+}
+AUTH_ROUNDS = 3
+AUTH_LIMIT_MS = 0.2  # the issue's budget for the key check at p50, concurrency 1
+
+
+def auth_app(keys: str | None):  # noqa: ANN201 - a FastAPI app
+    from fastapi import FastAPI
+
+    from mlray.config.inference import AuthSection, ServiceSection
+    from mlray.serve.auth import ApiKeys
+    from mlray.serve.ingress import RequestGuard
+
+    app = FastAPI()
+
+    @app.post("/v1/predict")
+    async def predict(body: PredictRequest) -> dict[str, int]:
+        return {"instances": len(body.instances)}
+
+    if keys is not None:
+        section = AuthSection(api_keys_file=None, admin_keys_file=None)
+        app.add_middleware(RequestGuard, keys=ApiKeys.load(section, environ={section.api_keys_env: keys}),
+                           max_body_bytes=ServiceSection().max_body_bytes)
+    return app
+
+
+def serve_auth_app(keys: str | None, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(auth_app(keys), host="127.0.0.1", port=port, log_level="warning")
+
+
+async def _p50_us(asgi_app: Any, scope: dict[str, Any], calls: int) -> float:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": BODY.encode(), "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        await asgi_app(dict(scope), receive, send)
+        times.append((time.perf_counter() - started) * 1e6)
+    return sorted(times)[calls // 2]
+
+
+def guard_alone_us(keys: str | None, calls: int = 20000) -> float | None:
+    """The RequestGuard's own cost in-process (µs, p50): the request through the app with the guard minus
+    the same request through the app without it."""
+    if keys is None:
+        return None
+    scope = {"type": "http", "method": "POST", "path": "/v1/predict", "root_path": "", "query_string": b"",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode()),
+                         (b"authorization", f"Bearer {AUTH_KEY}".encode())]}
+    return asyncio.run(_p50_us(auth_app(keys), scope, calls)) - asyncio.run(_p50_us(auth_app(None), scope, calls))
+
+
+def auth_overhead(duration_s: float) -> tuple[str, str]:
+    """The key check's cost at concurrency 1: a table and its notes."""
+    import httpx
+
+    from mlray.storage.emulator import free_port
+
+    servers, urls = [], {}
+    try:
+        for name, keys in AUTH_SETUPS.items():
+            port = free_port()
+            servers.append(subprocess.Popen(
+                [sys.executable, "-c", f"from bench.serve import serve_auth_app; serve_auth_app({keys!r}, {port})"],
+                cwd=PROJECT_ROOT))
+            urls[name] = f"http://127.0.0.1:{port}/v1/predict"
+        headers = {"Authorization": f"Bearer {AUTH_KEY}"}
+        for url in urls.values():
+            wait_ready(url, headers=headers)
+            load_once(url, 1, 1.0, headers)  # warm-up
+        keyless = httpx.post(urls[KEYED], content=BODY, headers={"content-type": "application/json"}, timeout=5)
+        if keyless.status_code != 401:  # else the keyed row would measure no check at all
+            raise RuntimeError(f"the keyed setup answered {keyless.status_code} to a request without a key")
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in AUTH_SETUPS}
+        for round_index in range(AUTH_ROUNDS):
+            for name in alternating(AUTH_SETUPS, round_index):
+                runs[name].append(load_once(urls[name], 1, duration_s, headers))
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+
+    def median(name: str, key: str) -> float:
+        values = sorted(run[key] for run in runs[name])
+        return values[len(values) // 2]
+
+    base_p50, base_rps = median(NO_GUARD, "p50_ms"), median(NO_GUARD, "rps")
+    rows, worst = [], 0.0
+    for name, keys in AUTH_SETUPS.items():
+        delta = median(name, "p50_ms") - base_p50
+        worst = max(worst, delta)
+        alone = guard_alone_us(keys)
+        rows.append([name, round(median(name, "rps"), 1), round(median(name, "rps") / base_rps, 3),
+                     round(median(name, "p50_ms"), 3), round(delta, 3), round(median(name, "p99_ms"), 3),
+                     sum(run["errors"] for run in runs[name]), "" if alone is None else round(alone, 1)])
+    table = markdown_table(
+        ["setup (FastAPI, trivial POST /v1/predict)", "req/s", "× no guard", "p50 ms", "p50 − no guard ms",
+         "p99 ms", "errors", "guard alone µs (p50)"],
+        rows,
+    )
+    verdict = "within" if worst <= AUTH_LIMIT_MS else "OVER"
+    notes = (f"Concurrency 1, {AUTH_ROUNDS} interleaved rounds of {duration_s:.0f} s per setup (medians shown), "
+             f"same load generator as above, the key sent in every request. Largest p50 increase over no guard: "
+             f"{worst:.3f} ms, {verdict} the {AUTH_LIMIT_MS} ms budget. Guard alone: one request through the app "
+             "with the guard minus the same request without it, in-process, p50 of 20,000 each.")
+    return table, notes
+
+
 def main(argv: list[str] | None = None) -> int:
     from mlray.config.inference import ServiceSection
     from mlray.storage.emulator import free_port
@@ -405,8 +551,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"3 s per level, {len(QUICK_VARIANTS)} Serve variants")
     parser.add_argument("--only", metavar="TEXT", help="only the Serve rows whose name contains TEXT (and the "
                         "floor and baselines); prints the table, leaves bench/results/serve.md alone")
+    parser.add_argument("--auth", action="store_true", help="only the API-key check's cost (prints, saves nothing)")
     args = parser.parse_args(argv)
     duration_s = 3.0 if args.quick else 6.0
+    if args.auth:
+        auth_table, auth_notes = auth_overhead(duration_s)
+        write_result("serve", "API key check (RequestGuard) cost", auth_table, auth_notes, save=False)
+        return 0
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     generator = "wrk -t1 (separate process)" if ensure_wrk() else "Python asyncio raw-HTTP generator (separate process)"
     results: dict[str, list[dict[str, Any]]] = {}
@@ -485,6 +636,9 @@ def main(argv: list[str] | None = None) -> int:
                       + (" (HAProxy was reloaded during the row: counts since the reload)." if through["reloaded"]
                          else "."))
     notes += "".join(f" {line}" for line in skipped)
+    print("running: API key check cost", flush=True)
+    auth_table, auth_notes = auth_overhead(duration_s)
+    notes += f"\n\n#### API key check (RequestGuard) cost\n\n{auth_table}\n\n{auth_notes}"
     title = "Online inference: Ray Serve vs plain FastAPI"
     # A partial run (--only) is shown, not saved: bench/results/serve.md keeps the full table.
     write_result("serve", f"{title} (only rows matching {args.only!r})" if args.only else title, table, notes,
