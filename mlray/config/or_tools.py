@@ -84,6 +84,9 @@ class SolverSection(ConfigModel):
     max_restarts: NonNegativeInt = Field(
         default=1, description="Restarts of a dead arm actor before it is dropped."
     )
+    store_max_restarts: NonNegativeInt = Field(
+        default=3, description="Restarts of a dead incumbent store actor; it reloads its last checkpoint."
+    )
     poll_interval: PositiveFloat = Field(
         default=0.2, description="Seconds between an arm's looks at the store."
     )
@@ -100,6 +103,14 @@ class CheckpointSection(ConfigModel):
     interval: NonNegativeFloat = Field(default=1.0, description="Minimum seconds between incumbent writes.")
     resume: bool = Field(
         default=True, description="Start from the incumbent checkpointed under the same run_name."
+    )
+    write_timeout: PositiveFloat = Field(
+        default=10.0,
+        description="Seconds a checkpoint write may go unanswered before it is reported (it goes on in the "
+        "background; the solve never waits for storage). Also the final flush's wait.",
+    )
+    retry_interval: PositiveFloat = Field(
+        default=5.0, description="Seconds before a failed checkpoint write is tried again (newest incumbent)."
     )
 
 

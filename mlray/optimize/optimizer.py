@@ -19,7 +19,7 @@ from mlray.cluster import init_ray
 from mlray.config.or_tools import ArmSection, OrToolsJobConfig
 from mlray.optimize.arms.base import ArmSpec, ArmStats, arm_class_of
 from mlray.optimize.checkers import check_solution
-from mlray.optimize.incumbent import CheckpointTarget, Incumbent, load_checkpoint
+from mlray.optimize.incumbent import CheckpointError, CheckpointTarget, Incumbent, load_checkpoint
 from mlray.optimize.portfolio import PortfolioSettings, run_portfolio
 from mlray.optimize.problems import (
     JobShopProblem,
@@ -28,7 +28,6 @@ from mlray.optimize.problems import (
     ProblemError,
     RoutingProblem,
     Solution,
-    objective_of,
     solution_from_payload,
 )
 from mlray.optimize.readers import read_problem
@@ -61,6 +60,11 @@ class OptimizationResult:
     plots: dict[str, str] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     allocation_history: list[dict[str, Any]] = field(default_factory=list)  # {"time", "threads"}
+    # Faults met and survived: checkpoint writes that failed or hung, an unusable checkpoint, store restarts.
+    incidents: list[dict[str, Any]] = field(default_factory=list)  # {"time", "what"}
+    checkpoint_writes: int = 0
+    checkpoint_pending: bool = False  # the final incumbent could not be written (storage still failing)
+    store_restarts: int = 0
 
     def gap(self, best_known: float | None = None) -> float | None:
         """Relative distance of the objective above ``best_known`` (default: the problem's)."""
@@ -105,6 +109,10 @@ class OptimizationResult:
                 for s in self.arm_stats
             },
             "resumed_from": self.resumed_from,
+            "incidents": [i["what"] for i in self.incidents],
+            "checkpoint_writes": self.checkpoint_writes,
+            "checkpoint_pending": self.checkpoint_pending,
+            "store_restarts": self.store_restarts,
             "solve_s": self.solve_seconds,
             "plots": self.plots,
             "mlflow_run_id": self.mlflow_run_id,
@@ -170,8 +178,15 @@ class PortfolioOptimizer:
         storage = Storage(config.storage.uri).child(config.run_name, "optimize")
         checkpoint = None
         if config.spot.enabled and config.spot.checkpointing.enabled:
-            checkpoint = CheckpointTarget(storage, problem.fingerprint(), config.checkpoint.interval)
-        initial = self._resume_point(problem, storage) if config.checkpoint.resume else None
+            checkpoint = CheckpointTarget(
+                storage,
+                problem.fingerprint(),
+                config.checkpoint.interval,
+                config.checkpoint.write_timeout,
+                config.checkpoint.retry_interval,
+            )
+        resume_incidents: list[dict[str, Any]] = []
+        initial = self._resume_point(problem, storage, resume_incidents) if config.checkpoint.resume else None
         settings = self._settings(started)
         log.info(
             "solving %s (%s) with arms %s for %.1f s",
@@ -190,16 +205,10 @@ class PortfolioOptimizer:
             name_prefix=config.run_name,
         )
         report = outcome.report
-        solution = (
-            None if report.incumbent is None else solution_from_payload(problem, report.incumbent.payload)
-        )
-        violations = ["no solution found"] if solution is None else check_solution(problem, solution)
-        if (
-            solution is not None
-            and not violations
-            and objective_of(problem, solution) != report.incumbent.objective
-        ):
-            violations.append("reported objective differs from the recomputed one")
+        solution, violations = None, ["no solution found"]
+        if report.incumbent is not None:
+            solution = solution_from_payload(problem, report.incumbent.payload)
+            violations = check_solution(problem, solution, report.incumbent.objective)
         scale = problem.scale
         result = OptimizationResult(
             run_name=config.run_name,
@@ -220,6 +229,10 @@ class PortfolioOptimizer:
             resumed_from=None if initial is None else initial[0].objective / scale,
             checkpoint_uri=None if checkpoint is None else storage.url("incumbent.json"),
             allocation_history=report.allocation_history,
+            incidents=resume_incidents + report.incidents,
+            checkpoint_writes=report.checkpoint_writes,
+            checkpoint_pending=report.checkpoint_pending,
+            store_restarts=outcome.store_restarts,
         )
         self._write_outputs(problem, result)
         if config.mlflow.enabled:
@@ -250,16 +263,33 @@ class PortfolioOptimizer:
             handover_interval=config.solver.handover_interval,
             stop_grace=config.solver.stop_grace,
             race_fraction=config.solver.race_fraction,
+            store_max_restarts=config.solver.store_max_restarts,
         )
 
-    def _resume_point(self, problem: Problem, storage: Storage) -> tuple[Incumbent, int | None] | None:
-        found = load_checkpoint(storage, problem.fingerprint())
-        if found is None:
-            return None
-        incumbent, _ = found
-        violations = check_solution(problem, solution_from_payload(problem, incumbent.payload))
-        if violations:
-            log.warning("checkpointed incumbent fails the checker (%s); starting fresh", violations[0])
+    def _resume_point(
+        self, problem: Problem, storage: Storage, incidents: list[dict[str, Any]]
+    ) -> tuple[Incumbent, int | None] | None:
+        """The checkpointed incumbent to start from; an unusable checkpoint is reported and ignored."""
+        try:
+            found = load_checkpoint(storage, problem.fingerprint())
+            if found is None:
+                return None
+            incumbent, _ = found
+            try:
+                solution = solution_from_payload(problem, incumbent.payload)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(
+                    f"checkpoint {storage.url('incumbent.json')}: payload: {exc!r:.200}"
+                ) from None
+            violations = check_solution(problem, solution, incumbent.objective)
+            if violations:
+                raise CheckpointError(
+                    f"checkpoint {storage.url('incumbent.json')}: fails the checker ({violations[0]})"
+                )
+        except CheckpointError as exc:
+            what = f"{exc}; ignored, starting fresh"
+            log.warning("%s", what)
+            incidents.append({"time": 0.0, "what": what})
             return None
         log.info("resuming from checkpointed incumbent %s", incumbent.objective / problem.scale)
         return found

@@ -27,6 +27,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from mlray.cluster.runtime import worker_env_vars
 from mlray.optimize.arms.base import ArmActor, ArmLimits, ArmSpec, ArmStats, arm_class_of
 from mlray.optimize.incumbent import CheckpointTarget, Incumbent, IncumbentStore, StoreReport
 from mlray.optimize.problems import Problem
@@ -50,6 +51,7 @@ class PortfolioSettings:
     stop_grace: float
     race_fraction: float = 1.0  # of the search time before the CPUs go to the leader; 1 = never
     startup_timeout: float = 120.0
+    store_max_restarts: int = 0  # Ray restarts of the incumbent store; it reloads its checkpoint
 
 
 @dataclass
@@ -58,6 +60,7 @@ class PortfolioOutcome:
     report: StoreReport
     arm_stats: list[ArmStats] = field(default_factory=list)
     solve_seconds: float = 0.0
+    store_restarts: int = 0
 
 
 ProgressCallback = Callable[[StoreReport, float], None]
@@ -74,7 +77,13 @@ def run_portfolio(
     name_prefix: str = "optimize",
 ) -> PortfolioOutcome:
     started = time.monotonic()
-    store = IncumbentStore.remote(
+    store = IncumbentStore.options(
+        max_restarts=settings.store_max_restarts,
+        max_task_retries=settings.store_max_restarts,
+        name=f"{name_prefix}.incumbent-store.{uuid.uuid4().hex[:8]}",
+        # The store writes where this driver reads checkpoints back (e.g. the GCS endpoint it uses now).
+        runtime_env={"env_vars": worker_env_vars()},
+    ).remote(
         checkpoint,
         None if initial is None else initial[0],
         None if initial is None else initial[1],
@@ -118,12 +127,13 @@ def run_portfolio(
     current = {s.name: settings.workers_per_arm for s in specs}
     stop_requested_at: float | None = None
     seen_version = -1
+    watch = StoreWatch()
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=settings.poll_interval)
         for ref in ready:
             name = pending.pop(ref)
             stats[name] = _collect(ref, name, kinds[name])
-        report = ray.get(store.report.remote())
+        report = watch.report(store)
         now = time.monotonic()
         # Arms that ended normally (time up, optimal) stay in: only a dropped arm's CPUs move on.
         live = {name for name in actors if stats.get(name) is None or stats[name].ended_by != "dropped"}
@@ -152,15 +162,64 @@ def run_portfolio(
                 ray.kill(actors[name], no_restart=True)
                 stats[name] = ArmStats(name=name, kind="", ended_by="killed", error="did not stop in time")
             pending.clear()
-    ray.get(store.flush.remote())
-    report = ray.get(store.report.remote())
+    watch.flush(store)
+    report = watch.report(store)
     for actor in actors.values():
         ray.kill(actor, no_restart=True)
-    ray.kill(store)
+    ray.kill(store, no_restart=True)
     status = _final_status(report, deadline_reason)
     return PortfolioOutcome(
-        status, report, [stats[s.name] for s in specs], round(time.monotonic() - searching_since, 3)
+        status,
+        report,
+        [stats[s.name] for s in specs],
+        round(time.monotonic() - searching_since, 3),
+        store_restarts=watch.restarts,
     )
+
+
+class StoreWatch:
+    """The driver's calls to the store: counts its restarts (incarnations started by Ray), keeps every
+    incident any incarnation reported, and falls back to the last report if the store is gone for good."""
+
+    def __init__(self) -> None:
+        self.last: StoreReport | None = None
+        self.restarted_incarnations: set[str] = set()
+        self.incidents: list[dict[str, Any]] = []
+
+    @property
+    def restarts(self) -> int:
+        return len(self.restarted_incarnations)
+
+    def report(self, store: Any) -> StoreReport:
+        try:
+            report = ray.get(store.report.remote())
+        except RayActorError as exc:
+            if self.last is None:
+                raise
+            self._note(f"incumbent store lost beyond its restarts ({str(exc).splitlines()[0]}); "
+                       "the result is its last report")
+            self.last.incidents = list(self.incidents)
+            return self.last
+        if report.restarted:
+            self.restarted_incarnations.add(report.incarnation)
+        for incident in report.incidents:
+            if incident not in self.incidents:
+                log.warning("incumbent store: %s", incident["what"])
+                self.incidents.append(incident)
+        report.incidents = list(self.incidents)
+        self.last = report
+        return report
+
+    def flush(self, store: Any) -> None:
+        try:
+            ray.get(store.flush.remote())
+        except RayActorError:
+            pass  # reported by the next report()
+
+    def _note(self, what: str) -> None:
+        if not any(i["what"] == what for i in self.incidents):
+            log.error("%s", what)
+            self.incidents.append({"time": None, "what": what})
 
 
 def allocate(

@@ -109,6 +109,9 @@ class RoutingProblem:
     time_windows: tuple[tuple[int, int], ...] | None = None
     service_times: tuple[int, ...] | None = None
     best_known: float | None = None
+    # How the instance defines distances, so the checker can recompute them from the coordinates:
+    # "matrix" (given as such), "euclidean_rounded" (VRPLIB EUC_2D), "euclidean_tenths" (DIMACS).
+    distance_rule: Literal["matrix", "euclidean_rounded", "euclidean_tenths"] = "matrix"
 
     def __post_init__(self) -> None:
         n = len(self.coordinates)
@@ -185,6 +188,7 @@ class RoutingProblem:
             else tuple((round(a * scale), round(b * scale)) for a, b in time_windows),
             service_times=None if service_times is None else tuple(round(s * scale) for s in service_times),
             best_known=best_known,
+            distance_rule="euclidean_tenths" if rounding == "dimacs" else "euclidean_rounded",
         )
 
     @property
@@ -246,14 +250,6 @@ def route_cost(problem: RoutingProblem, plan: RoutePlan) -> int:
 
 Problem = JobShopProblem | RoutingProblem
 Solution = JobShopSchedule | RoutePlan
-
-
-def objective_of(problem: Problem, solution: Solution) -> int:
-    if isinstance(problem, JobShopProblem):
-        assert isinstance(solution, JobShopSchedule)
-        return makespan(problem, solution)
-    assert isinstance(solution, RoutePlan)
-    return route_cost(problem, solution)
 
 
 def solution_from_payload(problem: Problem, payload: dict[str, Any]) -> Solution:

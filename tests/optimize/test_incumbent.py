@@ -8,6 +8,7 @@ import ray
 
 from mlray.optimize.incumbent import CheckpointTarget, IncumbentStore, load_checkpoint
 from mlray.storage import Storage
+from tests.waiting import wait_for
 
 
 def test_store_keeps_strict_improvements_and_declares_optimal_when_the_bound_meets_them(ray_cluster):
@@ -27,8 +28,12 @@ def test_store_keeps_strict_improvements_and_declares_optimal_when_the_bound_mee
 
 def test_checkpoints_on_gcs_are_throttled_flushed_and_read_back(ray_cluster, gcs_uri):
     storage = Storage(gcs_uri)
-    store = IncumbentStore.remote(CheckpointTarget(storage, "fp-1", interval=3600))
+    store = IncumbentStore.remote(
+        CheckpointTarget(storage, "fp-1", interval=3600, write_timeout=10, retry_interval=1)
+    )
     ray.get(store.offer.remote(20, {"starts": [[0]]}, "a"))  # first improvement: written at once
+    # ... by the store's writer thread: the offer does not wait for storage.
+    wait_for(lambda: ray.get(store.report.remote()).checkpoint_writes == 1, 10, "the first write")
     assert json.loads(storage.read_text("incumbent.json"))["objective"] == 20
     ray.get(store.offer.remote(15, {"starts": [[1]]}, "a"))  # within the interval: held back
     assert json.loads(storage.read_text("incumbent.json"))["objective"] == 20

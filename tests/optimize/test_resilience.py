@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import ray
-from ray.util.state import list_actors
 
 from mlray.cluster.local import client_env
 from mlray.optimize import SchedulingOptimizer, read_problem
+from tests.optimize.solving import BackgroundSolve, checkpoint_file, live_actors
 from tests.waiting import wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -20,14 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def live_arm_actors(dashboard_url: str, run_name: str) -> dict[str, str]:
     """Arm name -> Ray actor name, for the ALIVE arm actors of one run."""
-    alive = [("class_name", "=", "ArmActor"), ("state", "=", "ALIVE")]
-    # An explicit address: "auto" fails when other Ray clusters run on the same machine.
-    actors = list_actors(address=dashboard_url, filters=alive, detail=True)
-    return {a.name.split(".")[1]: a.name for a in actors if a.name and a.name.startswith(f"{run_name}.")}
-
-
-def checkpoint_file(config) -> Path:
-    return Path(config.storage.uri) / config.run_name / "optimize" / "incumbent.json"
+    return live_actors(dashboard_url, run_name, "ArmActor")
 
 
 def test_killed_arms_are_restarted_or_dropped_and_the_solve_goes_on(ray_cluster, instance, make_config):
@@ -37,11 +29,7 @@ def test_killed_arms_are_restarted_or_dropped_and_the_solve_goes_on(ray_cluster,
         **{"solver.num_actors": 3, "solver.max_restarts": 1, "solver.time_limit": 12, "output.plots": False},
     )
     url = ray_cluster.dashboard_url
-    outcome = {}
-    solver = threading.Thread(
-        target=lambda: outcome.update(result=SchedulingOptimizer(config).parallel_solve(problem))
-    )
-    solver.start()
+    solve = BackgroundSolve(SchedulingOptimizer(config), problem)
     arms = wait_for(
         lambda: len(live_arm_actors(url, "kill-arms")) == 3 and live_arm_actors(url, "kill-arms"),
         120,
@@ -50,8 +38,7 @@ def test_killed_arms_are_restarted_or_dropped_and_the_solve_goes_on(ray_cluster,
     wait_for(lambda: checkpoint_file(config).exists(), 60, "a first incumbent")
     ray.kill(ray.get_actor(arms["cp_sat-0"]), no_restart=False)  # Ray restarts it, run() is retried
     ray.kill(ray.get_actor(arms["cp_sat-1"]), no_restart=True)  # gone for good
-    solver.join(timeout=120)
-    result = outcome["result"]
+    result = solve.result(timeout=120)
     stats = {s.name: s for s in result.arm_stats}
     assert stats["cp_sat-1"].ended_by == "dropped" and stats["cp_sat-1"].error, stats
     assert stats["cp_sat-0"].restarted and stats["cp_sat-0"].error is None, stats

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+from ray.exceptions import GetTimeoutError, RayActorError
 
 from mlray.imports import import_object
 from mlray.optimize.incumbent import Incumbent
@@ -97,6 +98,7 @@ class StoreLink:
         self._lock = threading.Lock()
         self._last_poll = float("-inf")
         self.version = -1
+        self.incarnation: str | None = None  # of the store the version came from
         self.global_incumbent: Incumbent | None = None
         self.stop_reason: str | None = None
         self.own_best: Incumbent | None = None
@@ -114,13 +116,30 @@ class StoreLink:
             if not force and now - self._last_poll < self.limits.poll_interval:
                 return
             self._last_poll = now
-        snapshot = ray.get(self.store.snapshot.remote(self.version), timeout=SNAPSHOT_TIMEOUT_S)
+        try:
+            snapshot = ray.get(
+                self.store.snapshot.remote(self.version, self.incarnation), timeout=SNAPSHOT_TIMEOUT_S
+            )
+        except (GetTimeoutError, RayActorError) as exc:
+            # The store is restarting (or gone): search on with what this arm has; its deadline still holds.
+            log.warning(
+                "arm %s: incumbent store not answering (%s); going on", self.arm_name, type(exc).__name__
+            )
+            return
         with self._lock:
             self.stop_reason = snapshot.stop_reason
             self.threads = snapshot.allocation.get(self.arm_name, self.threads)
+            self.incarnation = snapshot.incarnation
             if snapshot.incumbent is not None:
-                self.global_incumbent = snapshot.incumbent
                 self.version = snapshot.version
+                # A restarted store may hold less than this arm has already seen.
+                known = self.global_incumbent
+                if known is None or snapshot.incumbent.objective <= known.objective:
+                    self.global_incumbent = snapshot.incumbent
+            own = self.own_best
+        if own is not None and (snapshot.objective is None or snapshot.objective > own.objective):
+            # The store lost this arm's best (it restarted from an older checkpoint): offer it again.
+            self.store.offer.remote(own.objective, own.payload, own.arm)
 
     def begin_round(self, start: Incumbent | None, threads: int | None = None) -> None:
         with self._lock:
