@@ -286,6 +286,53 @@ class MonitoringSection(ConfigModel):
     )
 
 
+class MlflowDatabaseSection(ConfigModel):
+    """The tracking server's backend store: Cloud SQL for PostgreSQL through the Cloud SQL Auth Proxy sidecar."""
+
+    cloud_sql_instance: str = Field(
+        default="my-gcp-project:us-central1:mlray-mlflow",
+        pattern=r"^[a-z0-9-:.]+:[a-z0-9-]+:[a-z0-9-]+$",
+        description="Instance connection name PROJECT:REGION:INSTANCE; the proxy listens on 127.0.0.1:port.",
+    )
+    port: Port = 5432
+    private_ip: bool = Field(default=True, description="Connect over the VPC (no public IP on the instance).")
+    uri_secret: DnsLabel = Field(
+        default="mlflow-db",
+        description="Secret holding the SQLAlchemy URI under uri_secret_key, e.g. "
+        "postgresql://mlflow:PASSWORD@127.0.0.1:5432/mlflow (created out of band; never rendered).",
+    )
+    uri_secret_key: str = "uri"
+    proxy_image: str = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.3"
+    proxy: PodResources = PodResources(cpu="250m", memory="256Mi")
+
+
+class MlflowServerSection(ConfigModel):
+    """The MLflow tracking server in the namespace (``mlflow server``), which the jobs' tracking URI names.
+
+    Port and pod labels are ``network.mlflow_port`` and ``network.mlflow_pod_labels``.
+    """
+
+    enabled: bool = True
+    image: str | None = Field(
+        default=None,
+        description="Image with mlflow, google-cloud-storage and a PostgreSQL driver (psycopg2); "
+        "null = the project image (image.repository), which must then carry the driver.",
+    )
+    artifacts_uri: str = Field(
+        default="gs://my-mlray-bucket/mlflow-artifacts",
+        description="Where the server keeps artifacts (--artifacts-destination); clients upload through it.",
+    )
+    replicas: PositiveInt = 1
+    workers: PositiveInt = Field(default=2, description="uvicorn workers of mlflow server.")
+    resources: PodResources = PodResources(cpu="1", memory="2Gi")
+    database: MlflowDatabaseSection = MlflowDatabaseSection()
+
+    @field_validator("artifacts_uri")
+    @classmethod
+    def _is_gcs(cls, value: str) -> str:
+        return GcpSection._is_gcs(value)
+
+
 class KubeRayConfig(ConfigModel):
     namespace: DnsLabel = "mlray"
     name_prefix: DnsLabel = "mlray"
@@ -308,6 +355,7 @@ class KubeRayConfig(ConfigModel):
     service: ServiceSection = ServiceSection()
     network: NetworkSection = NetworkSection()
     monitoring: MonitoringSection = MonitoringSection()
+    mlflow_server: MlflowServerSection = MlflowServerSection()
 
     @model_validator(mode="after")
     def _groups_resolve(self) -> KubeRayConfig:

@@ -18,6 +18,7 @@ import yaml
 from mlray.config.kuberay import KubeRayConfig
 from mlray.config.loader import load_config
 from mlray.kuberay import manifests
+from mlray.kuberay.mlflow_server import mlflow_server_manifests
 from mlray.kuberay.pods import Manifest, spot_termination_grace
 from mlray.kuberay.workloads import JOBS, JobSettings, all_job_settings, serve_settings
 
@@ -160,6 +161,12 @@ def render(inputs: RenderInputs) -> dict[str, str]:
         "networkpolicies.yaml": dump_documents(manifests.network_policies(config, refs)),
         "monitoring.yaml": dump_documents(manifests.monitors(config)),
     }
+    if config.mlflow_server.enabled:
+        files["mlflow.yaml"] = dump_documents(
+            mlflow_server_manifests(config),
+            ["MLflow tracking server: backend store in Cloud SQL (URI from the Secret mlflow_server.database."
+             "uri_secret), artifacts in mlflow_server.artifacts_uri; see docs/kuberay.md."],
+        )
     for name, (document, notes) in clusters.items():
         files[name] = dump_documents([document], notes)
     return files
