@@ -112,3 +112,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = probes_path()
     if path is not None:
         RECORDER.write(path)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real ``mlflow server`` on a free loopback port for the session: SQLite store, artifacts
+    proxied to a local folder. Talk to it over HTTP through ``mlflow_server.url``."""
+    from mlray.cluster.mlflow_server import MlflowServer
+
+    root = tmp_path_factory.mktemp("mlflow-server")
+    server = MlflowServer(backend_db=root / "mlflow.db", artifacts_destination=str(root / "artifacts")).start()
+    yield server
+    server.stop()

@@ -6,12 +6,13 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlray.cluster.local import client_env
+from mlray.cluster.local import client_env, interpreter_first_on_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NO_AGENT = "No available agent to submit job"
@@ -29,9 +30,24 @@ def submit(dashboard_url: str, *entrypoint: str, timeout: float = 300) -> subpro
         str(Path(sys.executable).with_name("ray")), "job", "submit",
         "--address", dashboard_url, "--working-dir", str(PROJECT_ROOT), "--", *entrypoint,
     ]  # fmt: skip
+    return _retried_while_no_agent(lambda: subprocess.run(command, capture_output=True, text=True, env=client_env(),
+                                                          timeout=timeout))  # fmt: skip
+
+
+def submit_as_documented(command: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """A documented shell line (``ray job submit ... -- python -m jobs.X ...``) run in ``cwd`` by ``sh``,
+    as a user with the venv activated and ``RAY_AUTH_MODE=token`` exported runs it."""
+    env = interpreter_first_on_path(client_env())
+    return _retried_while_no_agent(lambda: subprocess.run(["sh", "-c", command], cwd=cwd, capture_output=True,
+                                                          text=True, env=env, timeout=timeout))  # fmt: skip
+
+
+def _retried_while_no_agent(
+    run: Callable[[], subprocess.CompletedProcess[str]],
+) -> subprocess.CompletedProcess[str]:
     deadline = time.monotonic() + 30
     while True:
-        result = subprocess.run(command, capture_output=True, text=True, env=client_env(), timeout=timeout)
+        result = run()
         if NO_AGENT not in result.stderr:
             return result
         if time.monotonic() > deadline:

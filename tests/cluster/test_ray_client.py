@@ -18,8 +18,6 @@ from mlflow.tracking import MlflowClient
 from mlray.cluster.local import client_env
 from mlray.storage import Storage
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
 CLIENT_SCRIPT = """
 import json, sys
 from mlray.config.loader import load_config
@@ -51,7 +49,7 @@ def test_ray_client_session_trains_and_solves_on_the_cluster(local_cluster, inst
         sys.executable, "-c", CLIENT_SCRIPT, local_cluster.ports.client_address, local_cluster.ports.mlflow_url,
         str(storage), str(tmp_path / "data"), str(tmp_path / "plots"), str(instances_dir / "jsp" / "ft06"),
     ]  # fmt: skip
-    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, env=client_env(), timeout=600)
+    result = subprocess.run(command, cwd=local_cluster.project_dir, capture_output=True, text=True, env=client_env(), timeout=600)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
