@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import torch
 
 from mlray.config.inference import AuthSection, FeaturesSection
 from mlray.serve.auth import ApiKeys, AuthConfigError, KeyScope, key_id, required_scope
+from mlray.serve.ingress import RequestGuard
 from mlray.serve.features import (
     FeatureEnricher,
     InMemoryEnricher,
@@ -114,3 +117,42 @@ def test_any_key_closes_the_service_and_admin_keys_alone_are_enough_to_run_expos
     only_admin = ApiKeys.load(auth(), environ={"A": "a"})
     assert only_admin.identify(None) is None and only_admin.identify("Bearer a").admin
     only_admin.require_keys_unless_loopback("0.0.0.0")
+
+
+def guarded_call(keys: ApiKeys, scope: dict) -> tuple[list[dict], bool]:
+    """One ASGI call through the RequestGuard: what it sent, and whether the app behind it was reached."""
+    sent: list[dict] = []
+    reached: list[dict] = []
+
+    async def app(scope, receive, send) -> None:
+        reached.append(scope)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(RequestGuard(app, keys=keys, max_body_bytes=1024)(scope, receive, send))
+    return sent, bool(reached)
+
+
+def http_scope(method: str, path: str, root_path: str, authorization: str | None = None) -> dict:
+    headers = [(b"content-length", b"2")] + ([(b"authorization", authorization.encode())] if authorization else [])
+    return {"type": "http", "method": method, "path": path, "root_path": root_path, "headers": headers}
+
+
+def test_the_guard_reads_the_route_without_the_root_path_and_refuses_websockets():
+    keys = ApiKeys.load(auth(), environ={"K": "p", "A": "a"})
+    for path, root in [("/api/v1/models", "/api"), ("/v1/models", ""), ("/x/api/v1/predict", "/x/api")]:
+        sent, reached = guarded_call(keys, http_scope("GET", path, root))
+        assert not reached and sent[0]["status"] == 401, (path, root)
+        assert guarded_call(keys, http_scope("GET", path, root, "Bearer p"))[1]
+    assert guarded_call(keys, http_scope("GET", "/api/healthz", "/api"))[1]
+    assert guarded_call(keys, http_scope("GET", "/api/readyz", "/api"))[1]
+    sent, reached = guarded_call(keys, http_scope("PUT", "/api/v1/rollout", "/api", "Bearer p"))
+    assert not reached and sent[0]["status"] == 403
+    assert guarded_call(keys, http_scope("PUT", "/api/v1/rollout", "/api", "Bearer a"))[1]
+    sent, reached = guarded_call(keys, {"type": "websocket", "path": "/api/v1/predict", "root_path": "/api",
+                                        "headers": [(b"authorization", b"Bearer a")]})
+    assert not reached and sent == [{"type": "websocket.close", "code": 1008}]
