@@ -118,8 +118,11 @@ def solve(config: DemoConfig, instance: str, run_stamp: str) -> dict[str, Any]:
     return {**summary, "run_name": run_name}
 
 
-def inference_config(config: DemoConfig, trained: dict[str, Any]) -> InferenceConfig:
-    """configs/inference.yaml with the trained model as stable, its registry copy as canary, online features on."""
+def inference_config(config: DemoConfig, trained: dict[str, Any], storage_uri: str) -> InferenceConfig:
+    """configs/inference.yaml with the trained model as stable, its registry copy as canary, online features on.
+
+    Models load only from the training run's storage and the MLflow registry (``models.trust.allowed_roots``).
+    """
     base = load_config(InferenceConfig, config.inference_config).model_dump(mode="json")
     canary_uri = trained.get("registered_model") or trained["model_uri"]
     base["models"].update(
@@ -127,6 +130,8 @@ def inference_config(config: DemoConfig, trained: dict[str, Any]) -> InferenceCo
         stable=STABLE,
         feature_names=list(driver_trips.FEATURE_COLUMNS),
     )
+    trained_root = storage_uri if "://" in storage_uri else str(Path(storage_uri).resolve())
+    base["models"]["trust"]["allowed_roots"] = [trained_root, "models:/"]
     base["rollout"].update(canary=CANARY, canary_weight=config.canary_weight, promote_after_windows=None,
                            max_p99_ms=config.canary_max_p99_ms)
     base["mlflow"]["tracking_uri"] = trained["mlflow_tracking_uri"]
@@ -301,7 +306,7 @@ def run_steps(config: DemoConfig, services: LocalServices, summary: dict[str, An
 
     canary = f"canary {CANARY} (MLflow registry) at {config.canary_weight:.0%}"
     with steps.step("serve", f"stable {STABLE} (checkpoint bundle) + {canary}"):
-        inference = inference_config(config, summary["train"])
+        inference = inference_config(config, summary["train"], storage_uri)
         url = start_serving(inference)
         print(f"    {url}/v1/predict", flush=True)
 
