@@ -1,9 +1,10 @@
 """The local services a demo run starts, and their guaranteed cleanup.
 
-``LocalServices`` starts a GCS emulator and a fresh local Ray cluster (with
-dashboard) in a temp dir of its own, and stops Serve, Ray and the emulator on
-success, on failure, on Ctrl-C and on SIGTERM, so the demo can be rerun with
-no manual cleanup.
+``LocalServices`` starts a GCS emulator, an ``mlflow server`` (SQLite store in
+``mlflow_dir``, artifacts in the bucket or beside the store) and a fresh local
+Ray cluster (with dashboard) in a temp dir of its own, and stops Serve, Ray,
+MLflow and the emulator on success, on failure, on Ctrl-C and on SIGTERM, so
+the demo can be rerun with no manual cleanup.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import signal
 import tempfile
 import types
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from mlray.cluster.mlflow_server import MlflowServer
 from mlray.cluster.runtime import worker_env_vars
 from mlray.storage.emulator import GcsEmulator, free_port
 
@@ -23,7 +26,9 @@ class LocalServices:
     bucket: str
     num_cpus: int | None = None
     use_gcs_emulator: bool = True
+    mlflow_dir: Path | None = None  # None: no MLflow server
     emulator: GcsEmulator | None = None
+    mlflow: MlflowServer | None = None
     ray_temp_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="mlray-demo-ray-"))
     dashboard_port: int = field(default_factory=free_port)
 
@@ -47,6 +52,9 @@ class LocalServices:
             self.emulator = GcsEmulator().start()
             self.emulator.export_env()
             self.emulator.create_bucket(self.bucket)
+        if self.mlflow_dir is not None:
+            artifacts = f"gs://{self.bucket}/mlflow-artifacts" if self.emulator else str(self.mlflow_dir / "mlflow-artifacts")
+            self.mlflow = MlflowServer(backend_db=self.mlflow_dir / "mlflow.db", artifacts_destination=artifacts).start()
         ray.init(
             address="local",  # never join a cluster left running by someone else
             num_cpus=self.num_cpus,
@@ -68,6 +76,8 @@ class LocalServices:
                 serve.shutdown()
             finally:
                 ray.shutdown()
+        if self.mlflow is not None:
+            self.mlflow.stop()
         if self.emulator is not None:
             self.emulator.stop()
             os.environ.pop("STORAGE_EMULATOR_HOST", None)
