@@ -87,8 +87,10 @@ security-doc: venv
 bench: venv
 	$(PY) -m bench --readme
 
+# An mlflow server on :5000 (runs/mlflow.db) and a Ray head; every job on it gets absolute storage
+# (runs/storage, or STORAGE_URI=gs://...) and MLflow over HTTP. cluster-down stops both.
 cluster-up: venv
-	$(PY) -m mlray.cluster up
+	$(PY) -m mlray.cluster up $(if $(STORAGE_URI),--storage-uri $(STORAGE_URI))
 
 cluster-down: venv
 	$(PY) -m mlray.cluster down
