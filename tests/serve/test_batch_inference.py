@@ -15,7 +15,8 @@ from mlray.cluster.local import client_env
 from mlray.config.batch_inference import BatchInferenceConfig
 from mlray.serve.batch import run_batch_inference
 from mlray.usecases.driver_trips import FEATURE_COLUMNS
-from tests.serve.conftest import assert_same_predictions, sample_rows
+from tests.serve.conftest import assert_same_predictions, expected, sample_rows
+from tests.serve.test_sync_and_registry import registered  # noqa: F401 - the fixture: v2 registered as a bundle
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,3 +89,19 @@ def test_an_invalid_config_exits_2_naming_the_field(tmp_path):
     result = subprocess.run([sys.executable, "-m", "jobs.batch_predict", "--config", str(config_file)],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "batch.batch_size" in result.stderr
+
+
+def test_batch_inference_reads_a_registry_alias_through_the_same_safe_loader(
+    ray_cluster, registered, bundles, features_parquet, tmp_path
+):
+    path, rows = features_parquet
+    config = BatchInferenceConfig.model_validate(
+        {"batch": {"input_uri": str(path), "output_uri": str(tmp_path / "out"),
+                   "model_uri": "models:/driver-trips@champion", "concurrency": 1},
+         "mlflow": {"tracking_uri": registered}}
+    )
+    summary = run_batch_inference(config)
+    assert summary["status"] == "ok" and summary["rows"] == len(rows)
+    offline = read_predictions(tmp_path / "out")
+    batch = [{"label": int(r.label), "probabilities": list(r.probabilities)} for r in offline.itertuples()]
+    assert_same_predictions(batch, expected(bundles, "v2", rows))
