@@ -3,8 +3,8 @@
 A bundle's ``spec.json`` names the factory that rebuilds its network. Only a
 factory on the allowlist is imported, and the allowlist is checked on the
 string before anything is imported; the object it resolves to must itself be
-defined in an allowed module (``mlray.models.mlp:torch`` would otherwise reach
-``torch.load``). A version location must lie under an allowed root: checked
+defined in an allowed module (``mlray.models.bundle:import_object`` would
+otherwise reach ``os:system``). A version location must lie under an allowed root: checked
 when a rollout names it and again when a replica loads it.
 """
 
@@ -55,7 +55,10 @@ class LoadPolicy:
             raise UntrustedModel(f"factory {path!r}: expected 'package.module:function'")
         if not self._allows(path):
             raise UntrustedModel(f"{self._refusal(path)}: refused before import")
-        factory = pkgutil.resolve_name(path)
+        try:
+            factory = pkgutil.resolve_name(path)
+        except (ImportError, AttributeError) as exc:
+            raise UntrustedModel(f"factory {path!r}: cannot be resolved ({exc})") from None
         # A name the module merely imported (torch, subprocess, ...) is not the module's own factory.
         defined_in = getattr(factory, "__module__", None) or ""
         if not callable(factory) or not self._allows(f"{defined_in}:{path.partition(':')[2]}"):
@@ -75,7 +78,8 @@ class LoadPolicy:
         return False
 
     def _refusal(self, path: str) -> str:
-        return f"factory {path!r} is not on the allowed factories {list(self.factories)} (models.trust.allowed_factories)"
+        allowed = list(self.factories)
+        return f"factory {path!r} is not on the allowed factories {allowed} (models.trust.allowed_factories)"
 
 
 def _under_root(location: str, root: str) -> bool:

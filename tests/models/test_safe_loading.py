@@ -93,6 +93,9 @@ def test_a_user_factory_loads_once_the_allowlist_names_it(tmp_path):
     assert loaded.feature_names == spec.feature_names and model(torch.zeros(2, 4)).shape == (2, 2)
     with pytest.raises(UntrustedModel, match="not on the allowed factories"):
         load_bundle(storage.url(), LoadPolicy(factories=("mlray.models.mlp:other",)))
+    rewrite_spec(storage, factory="mlray.models.mlp:missing")
+    with pytest.raises(UntrustedModel, match="'mlray.models.mlp:missing': cannot be resolved"):
+        load_bundle(storage.url(), LoadPolicy(factories=("mlray.models.*",)))
 
 
 def test_locations_must_lie_under_a_root(tmp_path):
