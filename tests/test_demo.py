@@ -114,6 +114,7 @@ def test_a_step_that_cannot_run_fails_the_demo_and_says_which(tmp_path):
     assert summary["problems"][0].startswith(f"steps not run: {', '.join(ALL_STEPS)} (stopped by ")
     assert "absent.yaml" in summary["problems"][0]
     assert "DEMO FAILED:" in lines and f"DEMO FAILED:\n  - {summary['problems'][0]}\n" in "\n".join(lines)
+    assert summary["problems"][1].endswith("session_latest/logs") and Path(summary["ray_logs"]).is_dir()
     assert dashboard_answers == [200]
     assert_services_stopped(summary)
 

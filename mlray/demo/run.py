@@ -85,10 +85,13 @@ def materialize_features(config: DemoConfig) -> dict[str, Any]:
     return {"status": report["status"], "rows": {name: view.get("source_rows") for name, view in report["views"].items()}}
 
 
-def train(config: DemoConfig, storage_uri: str, positive_rate: float, run_stamp: str) -> dict[str, Any]:
+def train(
+    config: DemoConfig, storage_uri: str, positive_rate: float, run_stamp: str, tracking_uri: str
+) -> dict[str, Any]:
     from mlray.train import run_training
 
-    overrides = [*config.training_overrides, f"storage.uri={storage_uri}", f"run_name=demo-train-{run_stamp}"]
+    overrides = [*config.training_overrides, f"storage.uri={storage_uri}", f"run_name=demo-train-{run_stamp}",
+                 f"mlflow.tracking_uri={tracking_uri}"]  # fmt: skip
     training = load_config(TrainingJobConfig, config.training_config, overrides)
     trained = run_training(training)
     summary = {k: trained.get(k) for k in ("status", "metrics", "model_uri", "registered_model", "best_epoch")}
@@ -284,6 +287,7 @@ def run_steps(config: DemoConfig, services: LocalServices, summary: dict[str, An
         raise RuntimeError(f"the Ray dashboard at {services.dashboard_url} answered HTTP {status}")
     print(f"Ray dashboard: {services.dashboard_url} (answering now; it stops when the demo ends)", flush=True)
     summary["gcs_emulator"] = services.emulator.url if services.emulator else None
+    summary["mlflow_url"], summary["mlflow_store"] = services.mlflow.url, str(services.mlflow.backend_db.resolve())
     storage_uri = f"gs://{config.bucket}/train" if config.use_gcs_emulator else f"{config.output_dir}/storage"
     run_stamp = time.strftime("%Y%m%d-%H%M%S")
 
@@ -296,7 +300,7 @@ def run_steps(config: DemoConfig, services: LocalServices, summary: dict[str, An
         summary["features"] = materialize_features(config)
 
     with steps.step("train", f"DDP on Ray Train, checkpoints to {storage_uri}, MLflow on SQLite"):
-        summary["train"] = train(config, storage_uri, prepared["positive_rate"], run_stamp)
+        summary["train"] = train(config, storage_uri, prepared["positive_rate"], run_stamp, services.mlflow.url)
         if summary["train"]["status"] == "failed":
             raise RuntimeError(f"training failed: {summary['train']}")
 
@@ -325,12 +329,15 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # at INFO it logs one line per request
     summary: dict[str, Any] = {"status": "ok"}
     steps = StepLog()
+    services = LocalServices(config.bucket, config.num_cpus, config.use_gcs_emulator, mlflow_dir=Path(config.output_dir))
     try:
-        with LocalServices(config.bucket, config.num_cpus, config.use_gcs_emulator) as services:
+        with services:
             run_steps(config, services, summary, steps)
     except Exception as exc:  # noqa: BLE001 - the demo reports which step it stopped in, then fails
         traceback.print_exc()
         summary["error"] = f"{type(exc).__name__}: {exc}"
+        # a replica's or a worker's own traceback is only in Ray's logs (log_to_driver is off)
+        summary["ray_logs"] = str(Path(services.ray_temp_dir, "session_latest", "logs"))
     summary["steps_done"] = steps.done
     if not steps.missing():
         print_report(summary)
@@ -348,6 +355,8 @@ def failures(summary: dict[str, Any], steps: StepLog) -> list[str]:
     if steps.missing():
         stopped_by = f" (stopped by {summary['error']})" if "error" in summary else ""
         problems.append(f"steps not run: {', '.join(steps.missing())}{stopped_by}")
+        if "ray_logs" in summary:
+            problems.append(f"Ray's logs (replicas under serve/, workers as worker-*): {summary['ray_logs']}")
     if summary.get("serve", {}).get("failed"):
         problems.append(f"{summary['serve']['failed']} queries failed, e.g. {summary['serve']['failures'][:1]}")
     matches = summary.get("batch", {}).get("matches_online")
@@ -385,7 +394,8 @@ def print_report(summary: dict[str, Any]) -> None:
     plots = [p for name in ("jobshop", "routing") for p in summary[name].get("plots", {}).values()]
     print(
         "\nWhere to look:\n"
-        f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {summary['train']['mlflow_tracking_uri']}\n"
+        f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri sqlite:///{summary['mlflow_store']}"
+        " (the demo's server stopped with it)\n"
         f"  Solver PNGs: {', '.join(plots) or 'none'}\n"
         "  On KubeRay:  clusters/rayjob-{preprocess,materialize,train,optimize,batch-predict}.yaml, clusters/rayservice.yaml\n"
         f"  The Ray dashboard at {summary['dashboard_url']} stopped with the demo; `make cluster-up` starts one that stays.\n",
