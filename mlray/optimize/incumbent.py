@@ -202,7 +202,8 @@ class CheckpointWriter:
                 self.target.storage.write_text(CHECKPOINT_FILE, json.dumps(content))
             except Exception as exc:  # noqa: BLE001 - any storage error: keep serving, retry later
                 with self._changed:
-                    self._failed_attempts += 1
+                    if not self._stall_reported:  # an unanswered attempt was counted already
+                        self._failed_attempts += 1
                     if self._pending is None:  # nothing newer came in meanwhile: retry this one
                         self._pending = content
                     self._retry_at = time.monotonic() + self.target.retry_interval
