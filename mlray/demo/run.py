@@ -287,7 +287,8 @@ def run_steps(config: DemoConfig, services: LocalServices, summary: dict[str, An
         raise RuntimeError(f"the Ray dashboard at {services.dashboard_url} answered HTTP {status}")
     print(f"Ray dashboard: {services.dashboard_url} (answering now; it stops when the demo ends)", flush=True)
     summary["gcs_emulator"] = services.emulator.url if services.emulator else None
-    summary["mlflow_url"], summary["mlflow_store"] = services.mlflow.url, str(services.mlflow.backend_db.resolve())
+    summary["mlflow_url"] = services.mlflow.url
+    summary["mlflow_store"] = str(services.mlflow.backend_db.resolve())
     storage_uri = f"gs://{config.bucket}/train" if config.use_gcs_emulator else f"{config.output_dir}/storage"
     run_stamp = time.strftime("%Y%m%d-%H%M%S")
 
@@ -329,7 +330,9 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # at INFO it logs one line per request
     summary: dict[str, Any] = {"status": "ok"}
     steps = StepLog()
-    services = LocalServices(config.bucket, config.num_cpus, config.use_gcs_emulator, mlflow_dir=Path(config.output_dir))
+    services = LocalServices(
+        config.bucket, config.num_cpus, config.use_gcs_emulator, mlflow_dir=Path(config.output_dir)
+    )
     try:
         with services:
             run_steps(config, services, summary, steps)
