@@ -40,14 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         print("Token authentication is on; clients need: export RAY_AUTH_MODE=token")
         print(
             f"  ray job submit --address {ports.dashboard_url} --working-dir . "
-            "-- python -m jobs.optimize --config configs/or_tools.yaml --set problem.path=$PWD/../shared/instances/jsp/ft06"
+            "-- python -m jobs.optimize --config configs/or_tools.yaml \\\n"
+            "      --set problem.path=mlray/optimize/instances/jsp/ft06"
         )
         return 0
     if args.action == "down":
         left = cluster.down()
         print(f"Ray processes still running: {left}" if left else "Ray and the MLflow server stopped.")
         return 1 if left else 0
-    return subprocess.run([ray_executable(), "status", f"--address={ports.gcs_address}"], env=client_env()).returncode
+    status = subprocess.run([ray_executable(), "status", f"--address={ports.gcs_address}"], env=client_env())
+    return status.returncode
 
 
 if __name__ == "__main__":

@@ -93,7 +93,8 @@ def interpreter_first_on_path(env: dict[str, str]) -> dict[str, str]:
     """``env`` with this interpreter's ``bin`` first on PATH, so that a job's ``python`` is this one."""
     bin_dir = str(Path(sys.executable).parent)  # not resolved: a venv's python is a symlink out of it
     env = dict(env)
-    env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p and p != bin_dir)])
+    rest = [path for path in env.get("PATH", "").split(os.pathsep) if path and path != bin_dir]
+    env["PATH"] = os.pathsep.join([bin_dir, *rest])
     if Path(bin_dir, "activate").exists():
         env["VIRTUAL_ENV"] = str(Path(bin_dir).parent)
     return env
@@ -104,7 +105,8 @@ def ensure_auth_token() -> None:
     (``ray.init`` makes one itself, so a machine that only ever ran tests has it, a fresh one does not)."""
     subprocess.run(
         [ray_executable(), "get-auth-token", "--generate"],
-        check=True, env=client_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,  # stdout is the token
+        check=True, env=client_env(), stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,  # it prints the token
     )  # fmt: skip
 
 
@@ -146,7 +148,7 @@ def cluster_processes(temp_dir: Path = CLUSTER_TEMP_DIR) -> list[int]:
 
 
 def stop_head(timeout_s: float = 30.0, temp_dir: Path = CLUSTER_TEMP_DIR) -> list[int]:
-    """Stop the cluster ``start_head`` started and nothing else (``ray stop`` would stop every Ray on the machine)."""
+    """Stop the cluster ``start_head`` started and nothing else (``ray stop`` would stop every Ray here)."""
     return stop_processes(naming(str(temp_dir)), timeout_s)
 
 
@@ -190,7 +192,11 @@ class LocalCluster:
     def job_env(self) -> dict[str, str]:
         """What every job on this cluster sees: absolute storage, MLflow over HTTP."""
         url = self.ports.mlflow_url
-        return {"MLRAY_STORAGE__URI": self.storage, "MLRAY_MLFLOW__TRACKING_URI": url, "MLFLOW_TRACKING_URI": url}
+        return {
+            "MLRAY_STORAGE__URI": self.storage,
+            "MLRAY_MLFLOW__TRACKING_URI": url,
+            "MLFLOW_TRACKING_URI": url,
+        }
 
     def up(self) -> None:
         """Start MLflow, then Ray; raises (with nothing left running) if either fails."""

@@ -67,7 +67,11 @@ class MlflowServer:
         with open(log_path, "ab") as log:
             # Its own session: stop() ends the server and the uvicorn workers it spawns together.
             self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self._wait_ready(log_path)
         return self
@@ -82,7 +86,7 @@ class MlflowServer:
                 return
             time.sleep(0.2)  # poll interval while the server migrates its database and binds
         self.stop()
-        raise TimeoutError(f"mlflow server did not answer on {self.url} in {READY_TIMEOUT_S} s (log: {log_path})")
+        raise TimeoutError(f"mlflow server: no answer on {self.url} in {READY_TIMEOUT_S} s (see {log_path})")
 
     def stop(self) -> None:
         if self.process is not None:

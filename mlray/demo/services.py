@@ -53,8 +53,9 @@ class LocalServices:
             self.emulator.export_env()
             self.emulator.create_bucket(self.bucket)
         if self.mlflow_dir is not None:
-            artifacts = f"gs://{self.bucket}/mlflow-artifacts" if self.emulator else str(self.mlflow_dir / "mlflow-artifacts")
-            self.mlflow = MlflowServer(backend_db=self.mlflow_dir / "mlflow.db", artifacts_destination=artifacts).start()
+            in_bucket = f"gs://{self.bucket}/mlflow-artifacts"
+            artifacts = in_bucket if self.emulator else str(self.mlflow_dir / "mlflow-artifacts")
+            self.mlflow = MlflowServer(self.mlflow_dir / "mlflow.db", artifacts_destination=artifacts).start()
         ray.init(
             address="local",  # never join a cluster left running by someone else
             num_cpus=self.num_cpus,

@@ -91,7 +91,9 @@ def cloud_sql_proxy(config: KubeRayConfig) -> Manifest:
         "image": database.proxy_image,
         "restartPolicy": "Always",
         "args": [*args, database.cloud_sql_instance],
-        "startupProbe": {"httpGet": {"path": "/startup", "port": 9090}, "periodSeconds": 1, "failureThreshold": 60},
+        "startupProbe": {
+            "httpGet": {"path": "/startup", "port": 9090}, "periodSeconds": 1, "failureThreshold": 60,
+        },  # fmt: skip
         "livenessProbe": {"httpGet": {"path": "/liveness", "port": 9090}, "periodSeconds": 10},
         "resources": resources(database.proxy),
         "securityContext": container_security_context(config),
@@ -140,7 +142,7 @@ def service(config: KubeRayConfig) -> Manifest:
 
 
 def mlflow_server_manifests(config: KubeRayConfig) -> list[Manifest]:
-    """Nothing when ``mlflow_server.enabled`` is false (an MLflow server elsewhere: ``network.mlflow_cidrs``)."""
+    """Nothing when ``mlflow_server.enabled`` is false (a server elsewhere: ``network.mlflow_cidrs``)."""
     if not config.mlflow_server.enabled:
         return []
     return [service_account(config), deployment(config), service(config)]
