@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlray.cluster.local import client_env
+from mlray.cluster.local import LocalCluster, client_env
 from mlray.storage import Storage
 
 CLIENT_SCRIPT = """
@@ -42,6 +42,12 @@ print(json.dumps({"train": trained, "solve": solved.summary(), "client": ray.uti
 """
 
 
+def client_server_logs(cluster: LocalCluster) -> str:
+    """The tails of the Ray client servers' stderr: why a session could not start is only there."""
+    logs = sorted((cluster.temp_dir / "session_latest" / "logs").glob("ray_client_server*.err"))
+    return "".join(f"\n--- {log.name}\n{log.read_text(errors='replace')[-2000:]}" for log in logs)
+
+
 @pytest.mark.slow
 def test_ray_client_session_trains_and_solves_on_the_cluster(local_cluster, instances_dir, tmp_path):
     storage = tmp_path / "storage"
@@ -49,9 +55,11 @@ def test_ray_client_session_trains_and_solves_on_the_cluster(local_cluster, inst
         sys.executable, "-c", CLIENT_SCRIPT, local_cluster.ports.client_address, local_cluster.ports.mlflow_url,
         str(storage), str(tmp_path / "data"), str(tmp_path / "plots"), str(instances_dir / "jsp" / "ft06"),
     ]  # fmt: skip
-    result = subprocess.run(command, cwd=local_cluster.project_dir, capture_output=True, text=True, env=client_env(), timeout=600)
+    result = subprocess.run(
+        command, cwd=local_cluster.project_dir, capture_output=True, text=True, env=client_env(), timeout=600
+    )
 
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + client_server_logs(local_cluster)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["client"] is True  # the driver really was a Ray client, not a local cluster of its own
     trained, solved = report["train"], report["solve"]
