@@ -45,7 +45,8 @@ class ModelSpec:
         """From a spec read from storage: the factory must pass ``policy`` before it is imported."""
         model = policy.resolve_factory(self.factory)(**self.kwargs)
         if not isinstance(model, nn.Module):
-            raise UntrustedModel(f"factory {self.factory!r} returned {type(model).__name__}, not a torch module")
+            returned = type(model).__name__
+            raise UntrustedModel(f"factory {self.factory!r} returned {returned}, not a torch module")
         return model
 
     @classmethod
@@ -56,7 +57,8 @@ class ModelSpec:
             raise ValueError(f"{where}: not JSON ({exc})") from None
         known = {f.name for f in fields(cls)}
         if not isinstance(data, dict) or not {"factory", "kwargs", "feature_names"} <= set(data) <= known:
-            raise ValueError(f"{where}: expected an object with factory, kwargs, feature_names[, task, metadata]")
+            raise ValueError(f"{where}: expected an object with factory, kwargs, feature_names"
+                             "[, task, metadata]")
         if not isinstance(data["factory"], str) or not isinstance(data["kwargs"], dict):
             raise ValueError(f"{where}: factory must be a string and kwargs an object")
         return cls(**data)

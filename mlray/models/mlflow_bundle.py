@@ -34,7 +34,8 @@ def log_bundle_model(model: nn.Module, spec: ModelSpec, name: str, *, signature:
                      model=model, spec=spec, signature=signature)
 
 
-def save_model(path: str, mlflow_model: Any, model: nn.Module, spec: ModelSpec, signature: Any = None) -> None:
+def save_model(path: str, mlflow_model: Any, model: nn.Module, spec: ModelSpec,
+               signature: Any = None) -> None:
     """MLflow's flavor hook, called by ``Model.log``: the bundle files and the MLmodel file in ``path``."""
     save_bundle(model, spec, Storage(path))
     mlflow_model.signature = signature

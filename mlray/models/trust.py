@@ -63,7 +63,9 @@ class LoadPolicy:
         defined_in = getattr(factory, "__module__", None) or ""
         if not callable(factory) or not self._allows(f"{defined_in}:{path.partition(':')[2]}"):
             name = getattr(factory, "__qualname__", type(factory).__name__)
-            raise UntrustedModel(f"{self._refusal(path)}: it is {name} from {defined_in!r}; refused, not called")
+            raise UntrustedModel(
+                f"{self._refusal(path)}: it is {name} from {defined_in!r}; refused, not called"
+            )
         return factory
 
     def _allows(self, path: str) -> bool:

@@ -30,8 +30,8 @@ class BatchPredictor:
 
     def __init__(self, model_uri: str, feature_names: list[str] | None, mlflow_tracking_uri: str | None,
                  policy: LoadPolicy):
-        self.model = load_model_version("batch", model_uri, policy=policy, mlflow_tracking_uri=mlflow_tracking_uri,
-                                        feature_names=feature_names)
+        self.model = load_model_version("batch", model_uri, policy=policy,
+                                        mlflow_tracking_uri=mlflow_tracking_uri, feature_names=feature_names)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         return add_predictions(self.model, batch)

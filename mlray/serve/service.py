@@ -61,7 +61,7 @@ def resolve_location(location: str, storage_uri: str) -> str:
 
 
 def load_policy(config: InferenceConfig) -> LoadPolicy:
-    """``models.trust``: allowed factories, and roots (relative ones live under ``storage.uri``, as versions do)."""
+    """``models.trust``: allowed factories, and roots (relative ones under ``storage.uri``, as versions)."""
     roots = tuple(resolve_location(root, config.storage.uri) for root in config.model_roots())
     return LoadPolicy(factories=tuple(config.models.trust.allowed_factories), roots=roots)
 

@@ -64,7 +64,9 @@ def load_model_version(
         model, spec = load_bundle(uri, policy)
     names = spec.feature_names or feature_names
     if not names:
-        raise ValueError(f"model {uri!r} names no input columns: set models.feature_names (or batch.feature_names)")
+        raise ValueError(
+            f"model {uri!r} names no input columns: set models.feature_names (or batch.feature_names)"
+        )
     return LoadedModel(version, uri, model, list(names), spec.task)
 
 

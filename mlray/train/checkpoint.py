@@ -79,7 +79,9 @@ def restore_rng(state: dict[str, Any]) -> None:
     np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
                          numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
     python_state = state["python"]
-    random.setstate((python_state["version"], tuple(python_state["state"].tolist()), python_state["gauss_next"]))
+    random.setstate(
+        (python_state["version"], tuple(python_state["state"].tolist()), python_state["gauss_next"])
+    )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -164,7 +166,7 @@ def first_valid(candidates: Iterable[tuple[str, Any]], rank: int) -> LoadedCheck
 
 
 def registered_checkpoints(run_storage: Storage) -> set[str]:
-    """Folder names Ray Train's checkpoint manager knows for the run (kept, latest, pending), per its snapshot.
+    """Folder names Ray Train's checkpoint manager knows for the run (kept, latest, pending): its snapshot.
 
     Empty when there is no snapshot or it does not parse: then nothing counts as unregistered.
     """
@@ -175,7 +177,8 @@ def registered_checkpoints(run_storage: Storage) -> set[str]:
     try:
         snapshot = json.loads(run_storage.read_text(CHECKPOINT_MANAGER_SNAPSHOT_FILENAME))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        log.warning("Ray Train's checkpoint snapshot of %s is unreadable (%s): pruning nothing", run_storage.url(), exc)
+        log.warning("Ray Train's checkpoint snapshot of %s is unreadable (%s): pruning nothing",
+                    run_storage.url(), exc)
         return set()
     results = [*snapshot.get("checkpoint_results", []), *snapshot.get("pending_training_results", []),
                snapshot.get("latest_checkpoint_result") or {}]

@@ -105,7 +105,8 @@ def run_training(config: TrainingJobConfig, wrap_session: SessionWrapper | None 
 
     storage = Storage(config.storage.uri)
     run_storage = storage.child(config.run_name)
-    tidy_run_storage(run_storage, config.storage.stale_temp_after_s)  # what killed uploads of earlier attempts left
+    # What killed uploads of earlier attempts left behind.
+    tidy_run_storage(run_storage, config.storage.stale_temp_after_s)
     set_ray_train_env(config)
     init_ray(config.ray)
     tracking_uri = tracking.absolute_tracking_uri(config.mlflow.tracking_uri)
@@ -228,7 +229,7 @@ def export_models(config: TrainingJobConfig, prepared: PreparedRun, checkpoint: 
         signature = infer_signature(example, best(torch.from_numpy(example.to_numpy())).numpy())
     client = tracking.MlflowClient(tracking_uri)
     with mlflow.start_run(run_id=run_id):
-        # Bundle files, no pickle: serving and batch inference load them weights-only (mlray.models.mlflow_bundle).
+        # Bundle files, no pickle: serving and batch load them weights-only (mlray.models.mlflow_bundle).
         info = log_bundle_model(best, spec, "model", signature=signature,
                                 registered_model_name=config.model.registered_name)
         if state["best_epoch"] != state["epoch"]:  # identical otherwise: skip the second export

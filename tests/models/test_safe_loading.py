@@ -1,4 +1,4 @@
-"""Loading a bundle never runs code that the bundle names or carries; locations stay under the allowed roots."""
+"""Loading a bundle never runs code that the bundle names or carries; locations stay under allowed roots."""
 
 from __future__ import annotations
 
@@ -58,16 +58,19 @@ def test_a_spec_naming_code_outside_the_allowlist_is_refused_before_import(
 
 @pytest.mark.security
 def test_an_allowed_module_cannot_lend_a_name_it_imported(tmp_path, security_probe):
-    """``mlray.models.bundle`` imports ``import_object``; naming it through the module would reach ``os:system``."""
+    """``mlray.models.bundle`` imports ``import_object``; naming it through that module would reach
+    ``os:system``."""
     storage = Storage(str(tmp_path / "bundle"))
     marker = tmp_path / "ran"
     good_bundle(storage)
     rewrite_spec(storage, factory="mlray.models.bundle:import_object", kwargs={"path": "os:system"})
-    with pytest.raises(UntrustedModel, match="import_object from .mlray.imports.; refused, not called") as refused:
+    refusal = "import_object from .mlray.imports.; refused, not called"
+    with pytest.raises(UntrustedModel, match=refusal) as refused:
         load_bundle(storage.url())
     assert not marker.exists()
     security_probe("model loading", "spec.json names mlray.models.bundle:import_object (a name the allowed "
-                   "module imported from elsewhere)", "refused: the factory must be defined in an allowed module",
+                   "module imported from elsewhere)",
+                   "refused: the factory must be defined in an allowed module",
                    refused.value)
 
 

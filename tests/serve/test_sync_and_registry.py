@@ -58,7 +58,8 @@ def test_registry_versions_load_with_their_signature_and_predict_like_the_bundle
 
 
 def test_a_registry_version_is_served_over_http(registered, deploy, bundles):
-    client = deploy(models={"versions": {"v1": "v1", "champion": "models:/driver-trips@champion"}, "stable": "v1"},
+    versions = {"v1": "v1", "champion": "models:/driver-trips@champion"}
+    client = deploy(models={"versions": versions, "stable": "v1"},
                     mlflow={"tracking_uri": registered})
     rows = sample_rows(3, seed=4)
     response = client.post("/v1/predict", json={"instances": rows}, headers={"x-model-version": "champion"})

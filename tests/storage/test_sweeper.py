@@ -57,7 +57,8 @@ def test_stale_temporaries_are_swept_and_fresh_ones_kept(storage, security_probe
     assert storage.read_bytes("ckpt/state.pt") == b"published"
     where = "GCS emulator" if storage.is_remote else "local folder"
     security_probe("storage hygiene", f"a killed upload's .tmp-* object older than stale_temp_after_s and a "
-                   f"fresh one ({where})", "stale one removed; the upload in progress and published objects kept",
+                   f"fresh one ({where})",
+                   "stale one removed; the upload in progress and published objects kept",
                    f"removed {[Path(u).name for u in removed]}; kept {Path(fresh).name}, state.pt")
 
 

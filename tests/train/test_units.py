@@ -104,7 +104,8 @@ def _trained_state(epoch: int) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     model(torch.randn(3, 4)).sum().backward()
     optimizer.step()
-    return {"epoch": epoch, "model": model.state_dict(), "best_model": None, "optimizer": optimizer.state_dict(),
+    return {"epoch": epoch, "model": model.state_dict(), "best_model": None,
+            "optimizer": optimizer.state_dict(),
             "scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9).state_dict(),
             "scaler": torch.amp.GradScaler("cpu", enabled=False).state_dict(), "best_metric": 0.5,
             "best_epoch": epoch, "early_stopping": {"epochs_without_improvement": 0}}
@@ -115,7 +116,8 @@ def _draws() -> tuple:
 
     import numpy as np
 
-    return random.random(), random.gauss(0, 1), float(np.random.rand()), float(np.random.randn()), torch.rand(1).item()
+    return (random.random(), random.gauss(0, 1), float(np.random.rand()), float(np.random.randn()),
+            torch.rand(1).item())
 
 
 def test_checkpoints_and_rng_states_load_weights_only_and_resume_the_streams(tmp_path):
@@ -135,13 +137,19 @@ def test_checkpoints_and_rng_states_load_weights_only_and_resume_the_streams(tmp
 @pytest.mark.security
 @pytest.mark.parametrize("crafted", ["state.pt", "rng_rank0.pt"])
 def test_a_checkpoint_carrying_a_pickle_payload_is_refused_and_the_previous_one_used(
-    tmp_path, crafted, caplog, security_probe
+    tmp_path, crafted, security_probe
 ):
     import hashlib
     import json
 
-    from mlray.train.checkpoint import META_FILE, CorruptCheckpoint, first_valid, read_checkpoint, read_rng, \
-        write_checkpoint
+    from mlray.train.checkpoint import (
+        META_FILE,
+        CorruptCheckpoint,
+        first_valid,
+        read_checkpoint,
+        read_rng,
+        write_checkpoint,
+    )
     from mlray.train.session import LocalSession
     from tests.pickle_payloads import pickled_payload
 
@@ -152,12 +160,15 @@ def test_a_checkpoint_carrying_a_pickle_payload_is_refused_and_the_previous_one_
     payload = pickled_payload(marker, "model")
     (crafted_dir / crafted).write_bytes(payload)
     if crafted == "state.pt":  # whoever can write the state can write its digest too
-        (crafted_dir / META_FILE).write_text(json.dumps({"epoch": 2, "sha256": hashlib.sha256(payload).hexdigest()}))
-    with pytest.raises(CorruptCheckpoint, match="refused by the weights-only loader .*GLOBAL posix.system") as refused:
+        digest = hashlib.sha256(payload).hexdigest()
+        (crafted_dir / META_FILE).write_text(json.dumps({"epoch": 2, "sha256": digest}))
+    refusal = "refused by the weights-only loader .*GLOBAL posix.system"
+    with pytest.raises(CorruptCheckpoint, match=refusal) as refused:
         read_checkpoint(crafted_dir) if crafted == "state.pt" else read_rng(crafted_dir, 0)
     loaded = first_valid(LocalSession(root).checkpoint_candidates(), rank=0)
-    assert loaded is not None and loaded.name == "epoch_00001-aaaaaaaa" and loaded.skipped == [crafted_dir.name]
+    assert loaded is not None and loaded.name == "epoch_00001-aaaaaaaa"
+    assert loaded.skipped == [crafted_dir.name]
     assert not marker.exists()
     security_probe("model loading", f"checkpoint whose {crafted} carries a __reduce__ payload "
-                   "(digest in meta.json matching)", "refused by the weights-only load; resume uses the previous "
-                   "checkpoint; nothing runs", f"{refused.value}; resumed from {loaded.name}; marker absent")
+                   "(digest in meta.json matching)",
+                   "refused by the weights-only load; resume uses the previous checkpoint; nothing runs", f"{refused.value}; resumed from {loaded.name}; marker absent")
