@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pytest
 
@@ -161,7 +160,8 @@ def test_mlflow_run_holds_params_epoch_metrics_and_a_loadable_model(gcs_run):
     assert {"learning_curves.png", "config"} <= artifacts
 
     features = np.random.default_rng(0).uniform(0, 1, (7, 4)).astype(np.float32)
-    logged = mlflow.pytorch.load_model(summary["mlflow_model_uri"])
+    logged = load_model_version("logged", summary["mlflow_model_uri"],
+                                mlflow_tracking_uri=config.mlflow.tracking_uri).model
     bundle_model, spec = load_bundle(summary["model_uri"])
     assert summary["model_uri"] == Storage(config.storage.uri).url("ddp-gcs", "model")
     assert spec.feature_names == ["conv_rate", "acc_rate", "avg_daily_trips", "trip_distance_km"]
