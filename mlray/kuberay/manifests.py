@@ -166,20 +166,19 @@ def serve_pod_settings(config: KubeRayConfig, settings: ServeSettings, cluster_s
     for template in templates:
         container = template["spec"]["containers"][0]
         container["env"] += env
-        if settings.api_keys_file:
-            keys = PurePosixPath(settings.api_keys_file)
-            template["spec"]["volumes"].append(
-                {
-                    "name": "api-keys",
-                    "secret": {
-                        "secretName": names("serve-api-keys"),
-                        "items": [{"key": keys.name, "path": keys.name}],
-                    },
-                }
-            )
-            container["volumeMounts"].append(
-                {"name": "api-keys", "mountPath": str(keys.parent), "readOnly": True}
-            )
+        # One projected volume per folder: prediction and admin keys may share /etc/mlray/serve/,
+        # and two volumes cannot be mounted at one path.
+        folders: dict[PurePosixPath, list[tuple[str, PurePosixPath]]] = {}
+        for secret, path in settings.key_files.items():
+            folders.setdefault(PurePosixPath(path).parent, []).append((secret, PurePosixPath(path)))
+        for index, (folder, files) in enumerate(sorted(folders.items())):
+            volume = "serve-keys" if index == 0 else f"serve-keys-{index}"
+            sources = [
+                {"secret": {"name": names(secret), "items": [{"key": path.name, "path": path.name}]}}
+                for secret, path in files
+            ]
+            template["spec"]["volumes"].append({"name": volume, "projected": {"sources": sources}})
+            container["volumeMounts"].append({"name": volume, "mountPath": str(folder), "readOnly": True})
 
 
 def ray_service(

@@ -111,18 +111,25 @@ SERVE_CONFIG_FILE = "inference.yaml"
 class ServeSettings:
     """What the RayService pods need from the serving config (configs/inference.yaml)."""
 
-    api_keys_file: str | None  # where the app reads its API keys: mounted from a Secret
+    key_files: dict[str, str]  # Secret name (before the prefix) -> file the app reads its keys from
     sections: frozenset[str]  # top-level sections, for MLRAY_<SECTION>__<FIELD> env overrides
 
 
 def serve_settings(configs_dir: Path) -> ServeSettings:
     model_cls = CONFIG_FILES.get(SERVE_CONFIG_FILE)
     if model_cls is None:
-        return ServeSettings(api_keys_file=None, sections=frozenset())
+        return ServeSettings(key_files={}, sections=frozenset())
     path = configs_dir / SERVE_CONFIG_FILE
     config = load_config(model_cls, path if path.is_file() else None, environ={})
     auth = getattr(config, "auth", None)
     return ServeSettings(
-        api_keys_file=getattr(auth, "api_keys_file", None),
+        key_files={
+            secret: path
+            for secret, path in (
+                ("serve-api-keys", getattr(auth, "api_keys_file", None)),
+                ("serve-admin-keys", getattr(auth, "admin_keys_file", None)),
+            )
+            if path
+        },
         sections=frozenset(type(config).model_fields),
     )

@@ -204,3 +204,24 @@ def test_workload_identity_and_least_privilege(fresh_render, kuberay_config):
         verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
         assert verbs <= {"get", "list", "watch", "patch"}
         assert all("*" not in rule["resources"] for rule in role["rules"])
+
+
+def test_rayservice_pods_mount_prediction_and_admin_keys_where_the_app_reads_them(fresh_render):
+    """Both key files of configs/inference.yaml's auth section come from Secrets: without the admin
+    keys, every rollout change on the cluster would be refused."""
+    from mlray.config.inference import InferenceConfig
+    from mlray.config.loader import load_config
+
+    auth = load_config(InferenceConfig, PROJECT_ROOT / "configs" / "inference.yaml", environ={}).auth
+    service = only_document(fresh_render["rayservice.yaml"])
+    spec = service["spec"]["rayClusterConfig"]
+    for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]:
+        pod = group["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounted = {}
+        for mount in pod["containers"][0]["volumeMounts"]:
+            for source in volumes[mount["name"]].get("projected", {}).get("sources", []):
+                for item in source["secret"]["items"]:
+                    mounted[f"{mount['mountPath']}/{item['path']}"] = source["secret"]["name"]
+        assert mounted.get(auth.api_keys_file, "").endswith("serve-api-keys")
+        assert mounted.get(auth.admin_keys_file, "").endswith("serve-admin-keys")
