@@ -16,6 +16,9 @@ from mlray.cluster.local import client_env, interpreter_first_on_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NO_AGENT = "No available agent to submit job"
+# Ray's race between jobs submitting the same working dir: the finished job's reference drops the
+# content-addressed package while the next job, told it already exists, goes to download it.
+PACKAGE_GONE = "Failed to download runtime_env file package"
 
 
 def submit(dashboard_url: str, *entrypoint: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -46,8 +49,12 @@ def _retried_while_no_agent(
     run: Callable[[], subprocess.CompletedProcess[str]],
 ) -> subprocess.CompletedProcess[str]:
     deadline = time.monotonic() + 30
+    package_retries = 1
     while True:
         result = run()
+        if PACKAGE_GONE in result.stdout + result.stderr and package_retries:
+            package_retries -= 1
+            continue
         if NO_AGENT not in result.stderr:
             return result
         if time.monotonic() > deadline:
