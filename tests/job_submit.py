@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +19,14 @@ from mlray.cluster.local import client_env, interpreter_first_on_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NO_AGENT = "No available agent to submit job"
-# Ray's race between jobs submitting the same working dir: the finished job's reference drops the
-# content-addressed package while the next job, told it already exists, goes to download it.
-PACKAGE_GONE = "Failed to download runtime_env file package"
+# Ray names a working-dir package by the hash of its content. Submissions of identical content
+# share one package, and when one job ends Ray may delete it from the GCS while the next job's
+# workers still have to download it ("Failed to download runtime_env file package", seen in CI
+# after the upload's 600 s pin had run out). Each submission here therefore carries a file
+# of its own, so that no two jobs share a package.
+SUBMISSION_MARKER = ".mlray-submission"
+NOT_UPLOADED = shutil.ignore_patterns(".venv", ".git", "runs", "data", "mlruns", "__pycache__", "*.egg-info",
+                                      ".pytest_cache", "build")  # fmt: skip
 
 
 def submit(dashboard_url: str, *entrypoint: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -29,32 +37,38 @@ def submit(dashboard_url: str, *entrypoint: str, timeout: float = 300) -> subpro
     machine holds it, the agent serves no HTTP and no job can be submitted: that is
     skipped with the reason, not reported as this code's failure.
     """
-    command = [
-        str(Path(sys.executable).with_name("ray")), "job", "submit",
-        "--address", dashboard_url, "--working-dir", str(PROJECT_ROOT), "--", *entrypoint,
-    ]  # fmt: skip
-    return _retried_while_no_agent(lambda: subprocess.run(command, capture_output=True, text=True, env=client_env(),
-                                                          timeout=timeout))  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="mlray-submit-") as scratch:
+        working_dir = Path(scratch) / "project"
+        shutil.copytree(PROJECT_ROOT, working_dir, ignore=NOT_UPLOADED)
+        mark_unique_package(working_dir)
+        command = [
+            str(Path(sys.executable).with_name("ray")), "job", "submit",
+            "--address", dashboard_url, "--working-dir", str(working_dir), "--", *entrypoint,
+        ]  # fmt: skip
+        return _retried_while_no_agent(lambda: subprocess.run(command, capture_output=True, text=True,
+                                                              env=client_env(), timeout=timeout))  # fmt: skip
 
 
 def submit_as_documented(command: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """A documented shell line (``ray job submit ... -- python -m jobs.X ...``) run in ``cwd`` by ``sh``,
     as a user with the venv activated and ``RAY_AUTH_MODE=token`` exported runs it."""
     env = interpreter_first_on_path(client_env())
+    mark_unique_package(cwd)
     return _retried_while_no_agent(lambda: subprocess.run(["sh", "-c", command], cwd=cwd, capture_output=True,
                                                           text=True, env=env, timeout=timeout))  # fmt: skip
+
+
+def mark_unique_package(working_dir: Path) -> None:
+    """Gives the next upload of ``working_dir`` a package of its own (see ``SUBMISSION_MARKER``)."""
+    (working_dir / SUBMISSION_MARKER).write_text(uuid.uuid4().hex)
 
 
 def _retried_while_no_agent(
     run: Callable[[], subprocess.CompletedProcess[str]],
 ) -> subprocess.CompletedProcess[str]:
     deadline = time.monotonic() + 30
-    package_retries = 1
     while True:
         result = run()
-        if PACKAGE_GONE in result.stdout + result.stderr and package_retries:
-            package_retries -= 1
-            continue
         if NO_AGENT not in result.stderr:
             return result
         if time.monotonic() > deadline:
