@@ -1,8 +1,8 @@
 """``mlray``: one command in front of the entrypoints that already exist.
 
     mlray train --config configs/training.yaml --set training.num_epochs=3   # python -m jobs.train ...
-    mlray cluster up                                                         # python -m mlray.cluster up
-    mlray k8s validate clusters/                                             # python -m mlray.kuberay validate ...
+    mlray cluster up                       # python -m mlray.cluster up
+    mlray k8s validate clusters/           # python -m mlray.kuberay validate clusters/
 
 A table maps each subcommand to the entrypoint it stands for; the arguments after
 the subcommand go to that entrypoint untouched, so parsing, config loading, exit
@@ -57,12 +57,11 @@ def _k8s(argv: list[str]) -> int:
 
 
 def subcommands() -> dict[str, Subcommand]:
-    """Subcommand -> the entrypoint it runs: the batch jobs of ``JOBS`` (what KubeRay runs), the demo, tools."""
-    table = {job.command: Subcommand(f"--config PATH [--set k=v ...]: python -m {job.module}", _job(job.module))
-             for job in JOBS}
-    table["demo"] = Subcommand("--config configs/demo.yaml: python -m jobs.demo (the platform end to end)",
-                               _job("jobs.demo"))
-    table["cluster"] = Subcommand("up|down|status: python -m mlray.cluster (local Ray head + MLflow)", _cluster)
+    """Subcommand -> its entrypoint: the batch jobs of ``JOBS`` (what KubeRay runs), the demo, two tools."""
+    job_args = "--config PATH [--set k=v ...]"
+    table = {job.command: Subcommand(f"{job_args}: python -m {job.module}", _job(job.module)) for job in JOBS}
+    table["demo"] = Subcommand(f"{job_args}: python -m jobs.demo (all of it, locally)", _job("jobs.demo"))
+    table["cluster"] = Subcommand("up|down|status: python -m mlray.cluster (local Ray + MLflow)", _cluster)
     table["k8s"] = Subcommand("render|validate: python -m mlray.kuberay (KubeRay manifests)", _k8s)
     return table
 

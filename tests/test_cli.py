@@ -1,4 +1,4 @@
-"""The ``mlray`` command ([project.scripts]): each subcommand is the existing entrypoint, arguments untouched."""
+"""The ``mlray`` command ([project.scripts]): each subcommand runs an existing entrypoint as it is."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ("train", "tune", "optimize", "preprocess", "materialize", "batch-predict", "demo", "cluster", "k8s")
+SUBCOMMANDS = ("train", "tune", "optimize", "preprocess", "materialize", "batch-predict", "demo", "cluster",
+               "k8s")
 
 
 def mlray_command() -> list[str]:
@@ -20,9 +21,10 @@ def mlray_command() -> list[str]:
     return [str(script)]
 
 
-def mlray(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*mlray_command(), *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+def mlray(*args: str, env: dict[str, str] | None = None, timeout: float = 120
+          ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*mlray_command(), *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
 
 
 def test_help_lists_every_subcommand():
@@ -67,9 +69,10 @@ def test_optimize_solves_ft06_and_prints_the_job_summary(ray_cluster, instances_
 
     env = {**client_env(), "RAY_ADDRESS": ray_cluster.gcs_address}
     result = mlray(
-        "optimize", "--config", "configs/or_tools.yaml", "--set", f"problem.path={instances_dir / 'jsp' / 'ft06'}",
-        "--set", "solver.time_limit=2", "--set", f"storage.uri={tmp_path / 'storage'}",
-        "--set", f"output.dir={tmp_path / 'out'}", "--set", "output.plots=false", "--set", "mlflow.enabled=false",
+        "optimize", "--config", "configs/or_tools.yaml",
+        "--set", f"problem.path={instances_dir / 'jsp' / 'ft06'}", "--set", "solver.time_limit=2",
+        "--set", f"storage.uri={tmp_path / 'storage'}", "--set", f"output.dir={tmp_path / 'out'}",
+        "--set", "output.plots=false", "--set", "mlflow.enabled=false",
         env=env, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
