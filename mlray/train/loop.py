@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from mlray.config.training import TrainingJobConfig
+from mlray.metrics.train import TrainMetrics
 from mlray.models import ModelSpec
 from mlray.train.checkpoint import checkpoint_dir_name, first_valid, restore_rng, write_checkpoint
 from mlray.train.distributed import agree_max, broadcast_from_rank0, gather_concat, is_distributed
@@ -130,6 +131,7 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
     torch.manual_seed(training.seed + rank)
     np.random.seed(training.seed + rank)
     parts = build_parts(settings, device)
+    observed = TrainMetrics(config.monitoring.enable_metrics, config.run_name, rank)
     metrics_fns = resolve_metrics(training.metrics)
     tracker = MetricTracker(training.monitor.mode, training.early_stopping.min_delta)
     early = EarlyStopping(training.early_stopping.patience)
@@ -150,6 +152,7 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
         early.load_state_dict(state["early_stopping"])
         best_model = state["best_model"]
         start_epoch = state["epoch"] + 1
+        observed.resumed()
         if loaded.rng is not None:
             restore_rng(loaded.rng)
         if rank == 0:
@@ -181,6 +184,7 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
         stop: StopReason | None = None
         for batch, (x, y) in enumerate(loader, start=1):
             losses.append(train_step(parts, x.to(device, non_blocking=True), y.to(device, non_blocking=True)))
+            observed.step(len(x))
             if batch % training.stop_check_batches == 0:
                 stop = agreed_stop(deadlines.during_epoch())
                 if stop is not None:
@@ -210,6 +214,7 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
             "epoch_time_s": time.time() - deadlines.epoch_started,
             "status": (stop or StopReason.COMPLETED).value,
         }
+        observed.epoch(metrics, notice)
         if rank == 0:  # before reporting: a Tune scheduler may end the trial inside report()
             log.info("epoch %d/%d %s", epoch, training.num_epochs,
                      " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
@@ -218,7 +223,8 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
         final = stop is not None or epoch == training.num_epochs
         periodic = training.checkpointing.enabled and epoch % frequency == 0
         if final or periodic or notice:
-            report_with_checkpoint(session, metrics, training_state(parts, completed_epoch, tracker, early, best_model))
+            report_with_checkpoint(session, metrics, training_state(parts, completed_epoch, tracker, early, best_model),
+                                   observed)
         else:
             session.report(metrics, None, None)
         last = metrics
@@ -230,9 +236,13 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
     return last
 
 
-def report_with_checkpoint(session: Session, metrics: dict[str, Any], state: dict[str, Any]) -> None:
+def report_with_checkpoint(session: Session, metrics: dict[str, Any], state: dict[str, Any],
+                           observed: TrainMetrics | None = None) -> None:
     """Every rank writes its RNG state, rank 0 the training state; Ray merges the folders."""
     name = broadcast_from_rank0(checkpoint_dir_name(state["epoch"]))
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mlray-ckpt-") as local:
         write_checkpoint(Path(local), state if session.rank == 0 else None, session.rank)
         session.report(metrics, Path(local), name)
+        if observed is not None:  # report() returns once the checkpoint is in storage
+            observed.checkpoint(Path(local), time.monotonic() - started)

@@ -1,0 +1,45 @@
+"""Feature metrics: what materialization moved online, and how fresh and fast the online lookups are."""
+
+from __future__ import annotations
+
+from mlray.metrics.base import SECONDS_BUCKETS, MetricSpec, Recorder
+
+ROWS = MetricSpec(
+    "mlray_features_rows_materialized", "counter", "Source rows a materialization moved online.", ("view",)
+)
+LAG = MetricSpec(
+    "mlray_features_materialization_lag_seconds", "gauge",
+    "At the end of a materialization: its end time minus the newest feature timestamp now online.", ("view",),
+)
+LOOKUP = MetricSpec(
+    "mlray_features_online_lookup_duration_seconds", "histogram", "One online feature lookup (a request's rows).",
+    ("feature_service",), SECONDS_BUCKETS,
+)
+SERVED_AGE = MetricSpec(
+    "mlray_features_served_age_seconds", "gauge",
+    "Age of the oldest stored feature in the last online lookup (now minus its event timestamp).",
+    ("feature_service",),
+)
+TTL = MetricSpec(
+    "mlray_features_ttl_seconds", "gauge", "Shortest TTL of the feature views a feature service reads.",
+    ("feature_service",),
+)
+
+ALL = (ROWS, LAG, LOOKUP, SERVED_AGE, TTL)
+
+
+class MaterializeMetrics(Recorder):
+    def view(self, view: str, rows: int | None, lag_seconds: float | None) -> None:
+        self.inc(ROWS, rows or 0, view=view)
+        self.set(LAG, lag_seconds, view=view)
+
+
+class OnlineFeatureMetrics(Recorder):
+    def __init__(self, enabled: bool, feature_service: str, ttl_seconds: float | None):
+        super().__init__(enabled, feature_service=feature_service)
+        self.set(TTL, ttl_seconds)
+
+    def lookup(self, seconds: float, ages: list[float]) -> None:
+        self.observe(LOOKUP, seconds)
+        if ages:
+            self.set(SERVED_AGE, max(ages))
