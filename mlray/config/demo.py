@@ -37,11 +37,6 @@ class DemoConfig(ConfigModel):
     solve_time_limit: PositiveFloat = 8
     inference_config: str = "configs/inference.yaml"
     canary_weight: Fraction = 0.2
-    canary_max_p99_ms: PositiveFloat = Field(
-        default=10_000,
-        description="Latency rollback threshold of the canary. Both versions hold the same weights, so on a busy "
-        "2-CPU machine a tight one would roll back on load alone.",
-    )
     num_queries: PositiveInt = Field(default=1000, description="Queries in the burst against the Serve app.")
     entity_key_share: Fraction = Field(
         default=0.25, description="Share of queries that send only entity keys, enriched from the online store."

@@ -68,21 +68,68 @@ class ModelsSection(ConfigModel):
 
 
 class RolloutSection(ConfigModel):
-    """Canary rollout: traffic share, SLO, and when to promote or roll back."""
+    """Canary rollout: traffic share, rules judged per window, and when to step up, promote or roll back.
+
+    A window counts when the canary served at least ``min_requests`` in it. It breaks the rules, and the canary
+    is rolled back at once, when the canary's error rate or p99 passes an absolute limit, or passes stable's in
+    the same window by more than the margin / factor (judged only when stable also served ``min_requests``).
+    Both versions see the same load, so the relative rules do not trip on load alone.
+    """
 
     canary: str | None = Field(default=None, description="Version under test; null: all traffic to stable.")
-    canary_weight: Fraction = 0.0
+    canary_weight: Fraction = Field(default=0.0, description="Canary's starting share of traffic (0 to 1).")
     sticky_header: str = Field(default="x-request-key", description="Same key, same version.")
-    window_s: PositiveFloat = Field(default=30.0, description="Length of one evaluation window.")
-    min_requests: PositiveInt = Field(default=20, description="Canary requests for a window to count.")
-    max_error_rate: Fraction = 0.05
-    max_p99_ms: PositiveFloat = 500.0
+    window_s: PositiveFloat = Field(default=30.0, description="Length of one evaluation window, in seconds.")
+    min_requests: PositiveInt = Field(
+        default=20, description="Requests a version needs in a window for the window to be judged (canary) or "
+        "for the relative rules to compare against it (stable)."
+    )
+    max_error_rate: Fraction = Field(
+        default=0.05, description="Absolute limit on the canary's error rate in a window (fraction, 0 to 1)."
+    )
+    max_p99_ms: PositiveFloat | None = Field(
+        default=None,
+        description="Absolute limit on the canary's p99 latency in a window, in ms; null: none (the relative "
+        "rule judges latency, so load that slows both versions does not roll the canary back).",
+    )
+    max_error_rate_margin: Fraction = Field(
+        default=0.02,
+        description="Roll back when the canary's error rate exceeds stable's in the same window by more than "
+        "this (a fraction: 0.02 = 2 percentage points).",
+    )
+    max_p99_ratio: float = Field(
+        default=2.0,
+        gt=1,
+        description="Roll back when the canary's p99 exceeds stable's in the same window by more than this "
+        "factor (and by at least min_p99_excess_ms).",
+    )
+    min_p99_excess_ms: NonNegativeFloat = Field(
+        default=20.0,
+        description="The relative p99 rule trips only when the canary's p99 is also at least this many ms above "
+        "stable's, so scheduler jitter on a millisecond model is not a regression.",
+    )
+    promotion_steps: list[Fraction] = Field(
+        default_factory=lambda: [0.25, 0.5, 1.0],
+        description="Canary traffic shares to step through, in increasing order and ending at 1.0; after "
+        "promote_after_windows healthy windows the canary moves to the next step above its share, and "
+        "reaching 1.0 promotes it to stable. [1.0]: promote in one step.",
+    )
     promote_after_windows: PositiveInt | None = Field(
-        default=5, description="Healthy windows in a row before promotion; null: never automatically."
+        default=5,
+        description="Healthy windows in a row at a step before the next step; null: never step automatically.",
     )
     report_interval_s: PositiveFloat = Field(
-        default=0.5, description="How often each replica reports figures and fetches the rollout state."
+        default=0.5, description="How often each replica reports figures and fetches the rollout state, in seconds."
     )
+
+    @model_validator(mode="after")
+    def _steps_increase_to_one(self) -> RolloutSection:
+        steps = self.promotion_steps
+        if not steps or steps[-1] != 1.0:
+            raise ValueError(f"promotion_steps: expected increasing shares ending at 1.0, got {steps}")
+        if any(later <= earlier for earlier, later in zip(steps, steps[1:])) or steps[0] <= 0:
+            raise ValueError(f"promotion_steps: expected increasing shares above 0, got {steps}")
+        return self
 
 
 class AuthSection(ConfigModel):

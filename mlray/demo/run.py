@@ -135,8 +135,7 @@ def inference_config(config: DemoConfig, trained: dict[str, Any], storage_uri: s
     )
     trained_root = storage_uri if "://" in storage_uri else str(Path(storage_uri).resolve())
     base["models"]["trust"]["allowed_roots"] = [trained_root, "models:/"]
-    base["rollout"].update(canary=CANARY, canary_weight=config.canary_weight, promote_after_windows=None,
-                           max_p99_ms=config.canary_max_p99_ms)
+    base["rollout"].update(canary=CANARY, canary_weight=config.canary_weight, promote_after_windows=None)
     base["mlflow"]["tracking_uri"] = trained["mlflow_tracking_uri"]
     base["features"] = {
         "enricher": "mlray.features.online:OnlineFeatureEnricher",

@@ -1,20 +1,26 @@
-"""Canary rollouts: weighted version choice and the promote / roll back state machine.
+"""Canary rollouts: weighted version choice and the step / promote / roll back state machine.
 
 Serve has no weighted split between model versions, so the ingress picks the
 version per request (``choose_version``) from the shared ``RolloutState``, and
 one ``Rollout`` (inside the rollout controller deployment) collects every
 replica's per-version figures, closes evaluation windows and decides:
 
-* a window where the canary served at least ``min_requests`` and broke the SLO
-  (error rate above ``max_error_rate`` or p99 above ``max_p99_ms``) rolls it
-  back at once: weight 0, all traffic to stable;
-* ``promote_after_windows`` healthy windows in a row promote it: it becomes
+* a window where the canary served at least ``min_requests`` and broke a rule
+  rolls it back at once (weight 0, all traffic to stable). The rules: error rate
+  above ``max_error_rate`` or p99 above ``max_p99_ms`` (absolute), or, when stable
+  also served ``min_requests`` in the window, error rate above stable's plus
+  ``max_error_rate_margin`` or p99 above stable's times ``max_p99_ratio``
+  (relative: load that slows both versions trips neither);
+* ``promote_after_windows`` healthy windows in a row move the canary to the next
+  of ``promotion_steps`` above its share; the step to 1.0 promotes it: it becomes
   stable and takes all traffic;
 * windows with too few canary requests neither count nor break the streak.
 
 Every state carries its ``(epoch, generation)``: the generation counts changes,
 the epoch counts controller incarnations (see ``mlray.serve.rollout_store``).
-Replicas and the store order states by that pair, never by arrival.
+Replicas and the store order states by that pair, never by arrival. The step
+reached and the healthy windows at it are part of the state, so they are
+persisted with it and a restarted controller carries on from them.
 """
 
 from __future__ import annotations
@@ -90,7 +96,9 @@ class RolloutState:
     canary: str | None = None
     canary_weight: float = 0.0
     status: Status = "stable"
-    healthy_windows: int = 0
+    healthy_windows: int = 0  # in a row, at the current step
+    steps_taken: int = 0  # promotion steps taken by this canary
+    windows_judged: int = 0  # windows this canary had enough requests in
     reason: str = ""
     generation: int = 0
     epoch: int = 0
@@ -183,23 +191,60 @@ class Rollout:
     def _evaluate(self, canary: str, figures: VersionFigures) -> None:
         if figures.requests < self.policy.min_requests:
             return
-        p99 = figures.percentile_ms(0.99) or 0.0
-        if figures.error_rate > self.policy.max_error_rate:
-            self._roll_back(f"error rate {figures.error_rate:.3f} > {self.policy.max_error_rate}")
-        elif p99 > self.policy.max_p99_ms:
-            self._roll_back(f"p99 {p99:.1f} ms > {self.policy.max_p99_ms} ms")
-        else:
-            self.state.healthy_windows += 1
-            needed = self.policy.promote_after_windows
-            if needed is not None and self.state.healthy_windows >= needed:
-                self._promote()
+        self.state.windows_judged += 1
+        breach = self._breach(figures, self.window.get(self.state.stable, VersionFigures()))
+        if breach is not None:
+            self._roll_back(breach)
+            return
+        self.state.healthy_windows += 1
+        needed = self.policy.promote_after_windows
+        if needed is not None and self.state.healthy_windows >= needed:
+            self._step_up()
+
+    def _breach(self, canary: VersionFigures, stable: VersionFigures) -> str | None:
+        """The first rule a window of the canary breaks, as a reason; None if healthy."""
+        policy = self.policy
+        p99 = canary.percentile_ms(0.99) or 0.0
+        if canary.error_rate > policy.max_error_rate:
+            return f"error rate {canary.error_rate:.3f} > {policy.max_error_rate}"
+        if policy.max_p99_ms is not None and p99 > policy.max_p99_ms:
+            return f"p99 {p99:.1f} ms > {policy.max_p99_ms} ms"
+        if stable.requests < policy.min_requests:
+            return None  # nothing to compare against in this window
+        stable_p99 = stable.percentile_ms(0.99) or 0.0
+        if canary.error_rate > stable.error_rate + policy.max_error_rate_margin:
+            return (f"error rate {canary.error_rate:.3f} > stable's {stable.error_rate:.3f} "
+                    f"+ {policy.max_error_rate_margin}")
+        if p99 > stable_p99 * policy.max_p99_ratio and p99 - stable_p99 >= policy.min_p99_excess_ms:
+            return f"p99 {p99:.1f} ms > stable's {stable_p99:.1f} ms x {policy.max_p99_ratio}"
+        return None
+
+    def next_step(self) -> float:
+        """The canary's share after its next step: the first of ``promotion_steps`` above its share."""
+        return next((step for step in self.policy.promotion_steps if step > self.state.canary_weight), 1.0)
+
+    def _step_up(self) -> None:
+        share = self.next_step()
+        if share >= 1.0:
+            self._promote()
+            return
+        state = self.state
+        state.steps_taken += 1
+        reason = (f"{state.canary} stepped from {state.canary_weight:g} to {share:g} after "
+                  f"{state.healthy_windows} healthy windows")
+        state.canary_weight = share
+        state.healthy_windows = 0
+        state.reason = reason
+        state.generation += 1
+        self.note(reason)
 
     def _roll_back(self, reason: str) -> None:
         self._transition("rolled_back", f"{self.state.canary} rolled back: {reason}", stable=self.state.stable)
 
     def _promote(self) -> None:
         assert self.state.canary is not None
-        reason = f"{self.state.canary} promoted after {self.state.healthy_windows} healthy windows"
+        reason = (f"{self.state.canary} promoted after {self.state.healthy_windows} healthy windows at share "
+                  f"{self.state.canary_weight:g} ({self.state.steps_taken} steps before)")
         self._transition("promoted", reason, stable=self.state.canary)
 
     def note(self, reason: str) -> None:
@@ -216,7 +261,7 @@ class Rollout:
         self.state.canary_weight = 0.0
         self.state.status = status
         self.state.reason = reason
-        self.state.healthy_windows = 0
+        self.state.healthy_windows = 0  # steps_taken and windows_judged stay: how far the canary got
         self.state.generation += 1
         self.note(reason)
 
@@ -240,8 +285,12 @@ class Rollout:
         self.state.stable = stable
         self.state.canary = canary
         self.state.canary_weight = weight if canary is not None else 0.0
-        if new_canary:
+        if new_canary or change.canary_weight is not None:
+            # A new canary, or a share set by hand: the streak at the old share no longer counts.
             self.state.healthy_windows = 0
+        if new_canary:
+            self.state.steps_taken = 0
+            self.state.windows_judged = 0
             self.window = {}
             self.window_started = self.clock()
         self.state.status = "canary" if canary is not None and weight > 0 else "stable"

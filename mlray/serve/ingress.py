@@ -256,6 +256,8 @@ class BatchedPredictionService:
             raise
         except Exception as exc:  # noqa: BLE001 - a version that will not load is that version's failure
             raise self.core.failed(version, started, exc) from exc
+        # A version's first request here waits for its load: a one-off, not its serving latency (canary rules).
+        started = time.perf_counter()
         prepared = self.core.prepare(version, model, body, started)
         result = await self._run_batched(version, prepared.rows)
         if isinstance(result, BaseException):
@@ -320,6 +322,7 @@ class SyncPredictionService:
         version = self.core.choose_version(headers)
         try:
             model = self.cache.get(version)
+            started = time.perf_counter()  # after the version's one-off load, as in the batched deployment
             prepared = self.core.prepare(version, model, body, started)
             predictions = model.predict(prepared.rows)
         except ServiceError:
