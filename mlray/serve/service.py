@@ -147,7 +147,7 @@ class PredictionCore:
     def succeeded(self, prepared: Prepared, body: PredictRequest, predictions: list[Any]) -> PredictResponse:
         latency_ms = (time.perf_counter() - prepared.started) * 1000
         self.rollout.record(prepared.version, True, latency_ms)
-        self.metrics.request(prepared.version, 200, latency_ms)
+        self.metrics.request(prepared.version, 200, latency_ms, self.rollout.state)
         self.prediction_log.maybe_record(prepared.version, body.instances, predictions, latency_ms)
         return PredictResponse(predictions=predictions, model_version=prepared.version, metadata=prepared.metadata)
 
@@ -155,12 +155,12 @@ class PredictionCore:
         """A model failure: counts against the version (canary SLO) and becomes a 500."""
         latency_ms = (time.perf_counter() - started) * 1000
         self.rollout.record(version, False, latency_ms)
-        self.metrics.request(version, 500, latency_ms)
+        self.metrics.request(version, 500, latency_ms, self.rollout.state)
         log.error("model %s failed: %s: %s", version, type(error).__name__, error)
         return ServiceError(500, f"model version {version} failed: {type(error).__name__}")
 
     def rejected(self, version: str, error: ServiceError) -> None:
-        self.metrics.request(version, error.status_code, 0.0)
+        self.metrics.request(version, error.status_code, 0.0, self.rollout.state)
 
     def healthy(self) -> None:
         if not self.ticker.alive:
