@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from mlray.cluster import init_ray
 from mlray.config.or_tools import ArmSection, OrToolsJobConfig
+from mlray.metrics.optimize import OptimizeMetrics
 from mlray.optimize.arms.base import ArmSpec, ArmStats, arm_class_of
 from mlray.optimize.checkers import check_solution
 from mlray.optimize.incumbent import CheckpointError, CheckpointTarget, Incumbent, load_checkpoint
@@ -203,6 +204,8 @@ class PortfolioOptimizer:
             initial=initial,
             on_progress=lambda report, seconds: _log_progress(problem, report, seconds),
             name_prefix=config.run_name,
+            observed=OptimizeMetrics(config.monitoring.enable_metrics, config.run_name, problem.name,
+                                     problem.scale, problem.best_known),
         )
         report = outcome.report
         solution, violations = None, ["no solution found"]

@@ -28,6 +28,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from mlray.cluster.runtime import worker_env_vars
+from mlray.metrics.optimize import OptimizeMetrics
 from mlray.optimize.arms.base import ArmActor, ArmLimits, ArmSpec, ArmStats, arm_class_of
 from mlray.optimize.incumbent import CheckpointTarget, Incumbent, IncumbentStore, StoreReport
 from mlray.optimize.problems import Problem
@@ -75,6 +76,7 @@ def run_portfolio(
     initial: tuple[Incumbent, int | None] | None = None,
     on_progress: ProgressCallback | None = None,
     name_prefix: str = "optimize",
+    observed: OptimizeMetrics | None = None,
 ) -> PortfolioOutcome:
     started = time.monotonic()
     store = IncumbentStore.options(
@@ -95,6 +97,7 @@ def run_portfolio(
         cpus=settings.workers_per_arm,
         poll_interval=settings.poll_interval,
         handover_interval=settings.handover_interval,
+        observed=observed,
     )
     actors = {}
     for spec in specs:
@@ -147,6 +150,8 @@ def run_portfolio(
                 log.info("threads per arm from now on: %s", threads)
                 current.update(threads)
                 store.set_allocation.remote(threads)
+        if observed is not None:
+            observed.report(report, current, stats)
         if on_progress is not None and report.version != seen_version:
             seen_version = report.version
             on_progress(report, now - started)
@@ -164,6 +169,8 @@ def run_portfolio(
             pending.clear()
     watch.flush(store)
     report = watch.report(store)
+    if observed is not None:
+        observed.report(report, current, stats)
     for actor in actors.values():
         ray.kill(actor, no_restart=True)
     ray.kill(store, no_restart=True)

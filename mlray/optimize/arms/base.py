@@ -59,6 +59,7 @@ class ArmLimits:
     cpus: int
     poll_interval: float
     handover_interval: float
+    observed: Any = None  # mlray.metrics.optimize.OptimizeMetrics: records each round
 
 
 @dataclass
@@ -260,6 +261,8 @@ def run_arm(arm: Arm, link: StoreLink) -> ArmStats:
         link.begin_round(start, allotted)
         result = arm.solve_round(start, round_limit, link, stats.rounds)
         stats.rounds += 1
+        if link.limits.observed is not None:
+            link.limits.observed.round(arm.spec.name)
         ends[result.ended_by] += 1
         if result.bound is not None:
             link.publish_bound(result.bound)
