@@ -10,7 +10,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export FEAST_USAGE := False
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: venv test test-fast demo bench cluster-up cluster-down k8s-render k8s-validate image-hashes lock clean security-doc \
+.PHONY: venv test test-fast demo bench docs cluster-up cluster-down k8s-render k8s-validate image-hashes lock clean security-doc \
 	demo-preprocess demo-features demo-train demo-solve demo-serve demo-query demo-batch serve
 
 venv: $(STAMP)
@@ -85,7 +85,13 @@ security-doc: venv
 	$(PY) -m tests.security_report
 
 bench: venv
-	$(PY) -m bench --readme
+	$(PY) -m bench --docs
+
+# The generated parts of the docs: the configuration reference (from the config models) and the
+# benchmark tables (from bench/results/); tests fail when either drifts.
+docs: venv
+	$(PY) -m mlray.config.reference --write docs/configuration.md
+	$(PY) -c 'from bench.__main__ import update_doc; update_doc()'
 
 # An mlflow server on :5000 (runs/mlflow.db) and a Ray head; every job on it gets absolute storage
 # (runs/storage, or STORAGE_URI=gs://...) and MLflow over HTTP. cluster-down stops both.

@@ -2,8 +2,8 @@
 
 Each ``bench/<name>.py`` is run as its own process (so one benchmark's Ray
 cluster or threads can't skew the next) and writes ``bench/results/<name>.md``.
-With ``--readme`` (``make bench``), the README's benchmarks section is then
-rebuilt from every table in ``bench/results/``.
+With ``--docs`` (``make bench``), the generated section of docs/benchmarks.md
+is then rebuilt from every table in ``bench/results/``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 NOT_BENCHMARKS = {"__init__", "__main__", "report", "gpu_check"}
-README = BENCH_DIR.parent / "README.md"
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+BENCHMARKS_DOC = BENCH_DIR.parent / "docs" / "benchmarks.md"
+DOC_START, DOC_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def available() -> list[str]:
@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", help=f"default: all of {available()}")
     parser.add_argument("--quick", action="store_true", help="pass --quick to each benchmark")
-    parser.add_argument("--readme", action="store_true", help="then put the tables in bench/results/ into README.md")
+    parser.add_argument("--docs", action="store_true", help="then put the tables in bench/results/ into "
+                        "docs/benchmarks.md")
     args = parser.parse_args(argv)
     failed = []
     for name in args.names or available():
@@ -37,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
     if failed:
         print(f"failed: {failed}")
-    if args.readme:
-        update_readme()
-        print(f"updated the benchmarks section of {README}")
+    if args.docs:
+        update_doc()
+        print(f"updated the generated section of {BENCHMARKS_DOC}")
     return 1 if failed else 0
 
 
@@ -52,14 +53,14 @@ def results_section() -> str:
     return "\n" + "\n\n".join(tables) + "\n"
 
 
-def readme_section(text: str) -> str:
-    """What stands between the README's bench markers."""
-    return text[text.index(README_START) + len(README_START) : text.index(README_END)]
+def doc_section(text: str) -> str:
+    """What stands between the bench markers of docs/benchmarks.md."""
+    return text[text.index(DOC_START) + len(DOC_START) : text.index(DOC_END)]
 
 
-def update_readme(readme: Path = README) -> None:
-    text = readme.read_text()
-    readme.write_text(text.replace(README_START + readme_section(text), README_START + results_section(), 1))
+def update_doc(doc: Path = BENCHMARKS_DOC) -> None:
+    text = doc.read_text()
+    doc.write_text(text.replace(DOC_START + doc_section(text), DOC_START + results_section(), 1))
 
 if __name__ == "__main__":
     raise SystemExit(main())
