@@ -166,13 +166,18 @@ class RoutingProblem:
         service_times: Sequence[float] | None = None,
         best_known: float | None = None,
     ) -> RoutingProblem:
-        """Build from points: ``round`` is TSPLIB's nearest integer, ``dimacs`` truncates tenths."""
+        """Build from points: ``round`` is TSPLIB's nearest integer, ``dimacs`` truncates tenths (the
+        distances, and the time windows and service times with them, in units of 1/10)."""
         points = tuple((float(x), float(y)) for x, y in coordinates)
         scale = 10 if rounding == "dimacs" else 1
 
         def distance(a: tuple[float, float], b: tuple[float, float]) -> int:
             exact = math.hypot(a[0] - b[0], a[1] - b[1])
             return int(exact * scale + 1e-9) if rounding == "dimacs" else math.floor(exact + 0.5)
+
+        def scaled(value: float) -> int:
+            """Times in the distances' units: DIMACS truncates tenths (PyVRP's ``dimacs``), TSPLIB rounds."""
+            return int(value * scale + 1e-9) if rounding == "dimacs" else round(value)
 
         matrix = tuple(tuple(distance(a, b) for b in points) for a in points)
         return cls(
@@ -185,8 +190,8 @@ class RoutingProblem:
             scale=scale,
             time_windows=None
             if time_windows is None
-            else tuple((round(a * scale), round(b * scale)) for a, b in time_windows),
-            service_times=None if service_times is None else tuple(round(s * scale) for s in service_times),
+            else tuple((scaled(a), scaled(b)) for a, b in time_windows),
+            service_times=None if service_times is None else tuple(scaled(s) for s in service_times),
             best_known=best_known,
             distance_rule="euclidean_tenths" if rounding == "dimacs" else "euclidean_rounded",
         )
