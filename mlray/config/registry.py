@@ -1,4 +1,4 @@
-"""Which model validates which file in ``configs/`` (the generated reference in docs/configuration.md, tests)."""
+"""Which model validates which file in ``configs/`` (the reference in docs/configuration.md, tests)."""
 
 from __future__ import annotations
 
