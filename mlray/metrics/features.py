@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlray.metrics.base import SECONDS_BUCKETS, MetricSpec, Recorder
 
 ROWS = MetricSpec(
@@ -43,3 +45,10 @@ class OnlineFeatureMetrics(Recorder):
         self.observe(LOOKUP, seconds)
         if ages:
             self.set(SERVED_AGE, max(ages))
+
+
+def service_ttl_seconds(store: Any, service: Any) -> float | None:
+    """The shortest TTL of the stored feature views a Feast feature service reads; None when none has one."""
+    names = {projection.name for projection in service.feature_view_projections}
+    ttls = [view.ttl.total_seconds() for view in store.list_feature_views() if view.name in names and view.ttl]
+    return min(ttls, default=None)
