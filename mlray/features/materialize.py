@@ -18,11 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 from feast import FeatureStore, FeatureView, FileSource
 
 from mlray.config.features import FeaturesConfig
 from mlray.features.store import check_sources, definitions, prepare_store, resolved_sources
+from mlray.metrics.features import MaterializeMetrics
 from mlray.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -34,15 +36,33 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
-def source_rows_between(view: FeatureView, start: datetime, end: datetime) -> int | None:
-    """Rows of a Parquet source with ``start <= timestamp <= end``; None for other sources."""
+def _parquet_source(view: FeatureView) -> tuple[pads.Dataset, str] | None:
+    """A view's Parquet source and its timestamp column; None for other sources."""
     source = view.batch_source
     if not isinstance(source, FileSource):
         return None
     storage = Storage(source.path)
-    dataset = pads.dataset(storage.path(), filesystem=storage.pyarrow_fs, format="parquet")
-    column = pads.field(source.timestamp_field)
+    return pads.dataset(storage.path(), filesystem=storage.pyarrow_fs, format="parquet"), source.timestamp_field
+
+
+def source_rows_between(view: FeatureView, start: datetime, end: datetime) -> int | None:
+    """Rows of a Parquet source with ``start <= timestamp <= end``; None for other sources."""
+    found = _parquet_source(view)
+    if found is None:
+        return None
+    dataset, timestamp = found
+    column = pads.field(timestamp)
     return dataset.count_rows(filter=(column >= start) & (column <= end))
+
+
+def newest_timestamp_until(view: FeatureView, end: datetime) -> datetime | None:
+    """The newest event timestamp ``<= end`` of a Parquet source: what materializing to ``end`` puts online."""
+    found = _parquet_source(view)
+    if found is None:
+        return None
+    dataset, timestamp = found
+    newest = pc.max(dataset.to_table(columns=[timestamp], filter=pads.field(timestamp) <= end)[timestamp]).as_py()
+    return None if newest is None else as_utc(newest)
 
 
 def views_to_materialize(store: FeatureStore, config: FeaturesConfig) -> list[FeatureView]:
@@ -80,12 +100,15 @@ def materialize(config: FeaturesConfig) -> dict[str, Any]:
     if continuing:
         store.materialize_incremental(end_date=end, feature_views=continuing)
     views: dict[str, dict[str, Any]] = dict(up_to_date)
+    observed = MaterializeMetrics(config.monitoring.enable_metrics)
     for name, (start, stop) in windows.items():
         views[name] = {
             "start": start.isoformat(),
             "end": stop.isoformat(),
             "source_rows": source_rows_between(store.get_feature_view(name), start, stop),
         }
+        newest = newest_timestamp_until(store.get_feature_view(name), stop)
+        observed.view(name, views[name]["source_rows"], None if newest is None else (stop - newest).total_seconds())
     log.info("materialized %s", views)
     return {"status": "ok", "applied": prepared.applied, "end": end.isoformat(), "views": views}
 

@@ -25,6 +25,7 @@ from mlray.config.features import FeaturesConfig
 from mlray.config.loader import load_config
 from mlray.features.service import get_service, service_layout
 from mlray.features.store import open_store
+from mlray.metrics.features import OnlineFeatureMetrics, service_ttl_seconds
 from mlray.serve.features import InstanceError, UnknownEntityError, problem
 
 
@@ -49,6 +50,8 @@ class OnlineFeatureEnricher:
                 f"feature_names: {unknown} are not served by {self.layout.name!r} (it serves {self.layout.feature_names})"
             )
         self.inputs = self.layout.join_keys + self.layout.request_fields
+        self.observed = OnlineFeatureMetrics(config.monitoring.enable_metrics, self.layout.name,
+                                             service_ttl_seconds(self.store, self.service))
 
     def enrich(self, instances: list[dict[str, Any]]) -> tuple[list[list[float]], dict[str, Any]]:
         inputs = self.inputs
@@ -58,6 +61,7 @@ class OnlineFeatureEnricher:
                 entity_rows.append({name: instance[name] for name in inputs})
             except KeyError:
                 raise InstanceError(self._missing_inputs(instances)) from None
+        started = time.perf_counter()
         response = self.store.get_online_features(features=self.service, entity_rows=entity_rows).to_dict(
             include_event_timestamps=True
         )
@@ -66,7 +70,9 @@ class OnlineFeatureEnricher:
             response[name] if name in response else [instance[name] for instance in instances]
             for name in self.feature_names
         ]
-        return list(map(list, zip(*columns, strict=True))), self._freshness(response)
+        freshness = self._freshness(response)
+        self.observed.lookup(time.perf_counter() - started, freshness["age_s"])
+        return list(map(list, zip(*columns, strict=True))), freshness
 
     def _missing_inputs(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [
