@@ -72,7 +72,8 @@ class GcpSection(ConfigModel):
     project: str = "my-gcp-project"
     checkpoint_uri: str = Field(
         default="gs://my-mlray-bucket/runs",
-        description="Root for job storage on GKE; each RayJob gets <checkpoint_uri>/<job>.",
+        description="Storage root (storage.uri) shared by every RayJob and the RayService: each job reads "
+        "what the one before it wrote there; run names keep checkpoints and models apart.",
     )
 
     @field_validator("checkpoint_uri")
@@ -192,6 +193,12 @@ class JobsSection(ConfigModel):
         },
         description="Environment of every RayJob (driver and workers), e.g. what configs/features.gcp.yaml "
         "expands; GOOGLE_CLOUD_PROJECT is always gcp.project.",
+    )
+    overrides: dict[str, list[str]] = Field(
+        default_factory=lambda: {"optimize": ["problem.path=jsp/ft06"]},
+        description="Extra `--set KEY=VALUE` overrides of a RayJob's entrypoint, by job (train, tune, optimize, "
+        "preprocess, batch-predict, materialize); checked against the job's config at render time. "
+        "The optimize job needs a problem: a shipped instance (mlray/optimize/instances) or a gs:// file.",
     )
     submitter: SubmitterResources = SubmitterResources()
 

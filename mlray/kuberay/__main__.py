@@ -9,7 +9,7 @@ from pathlib import Path
 from mlray.config.kuberay import KubeRayConfig
 from mlray.config.loader import ConfigError, load_config
 from mlray.kuberay import crds
-from mlray.kuberay.render import KUBERAY_CONFIG, RenderInputs, SpotNoticeError, load_documents, render, write
+from mlray.kuberay.render import KUBERAY_CONFIG, InvalidRenderConfig, RenderInputs, load_documents, render, write
 
 DOCKERFILE = Path("image/Dockerfile")
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run_render(args) if args.command == "render" else run_validate(args)
-    except (ConfigError, SpotNoticeError) as exc:
+    except (ConfigError, InvalidRenderConfig) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -73,13 +73,22 @@ def ray_cluster(config: KubeRayConfig, checkpoint_grace: float) -> Manifest:
     }
 
 
+def job_overrides(config: KubeRayConfig, settings: JobSettings) -> list[str]:
+    """The ``--set`` overrides of a RayJob's entrypoint: the shared storage root (every job of the pipeline
+    reads what the one before wrote under it; run names keep their checkpoints apart), the MLflow server of
+    clusters/mlflow.yaml, then the job's own ``jobs.overrides``."""
+    overrides = []
+    if settings.has_storage:
+        overrides.append(f"storage.uri={config.gcp.checkpoint_uri}")
+    if settings.has_mlflow:
+        overrides.append(f"mlflow.tracking_uri={mlflow_uri(config)}")
+    return overrides + config.jobs.overrides.get(settings.workload.command, [])
+
+
 def job_entrypoint(config: KubeRayConfig, settings: JobSettings) -> str:
     workload = settings.workload
     parts = [f"python -m {workload.module} --config configs/{workload.config_file}"]
-    if settings.has_storage:
-        parts.append(f"--set storage.uri={config.gcp.checkpoint_uri}/{workload.command}")
-    if settings.has_mlflow:
-        parts.append(f"--set mlflow.tracking_uri={mlflow_uri(config)}")
+    parts += [f"--set {override}" for override in job_overrides(config, settings)]
     return " ".join(parts)
 
 
@@ -92,9 +101,8 @@ def runtime_env_yaml(config: KubeRayConfig, settings: JobSettings) -> str:
         "RAY_USAGE_STATS_ENABLED": "0",
         "FEAST_USAGE": "False",
         "MLRAY_JOB": settings.workload.command,
-        # Ray Train polls for draining (preempted) nodes every 5 s by default: a large
-        # bite of a ~25 s spot grace period. Poll every second instead.
-        "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S": "1",
+        # Not RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S: training sets it from its own config
+        # (spot.drain_poll_interval_s), and an environment variable here would override that.
     }
     return yaml.safe_dump({"env_vars": env_vars}, sort_keys=True)
 
@@ -149,8 +157,8 @@ def serve_pod_settings(config: KubeRayConfig, settings: ServeSettings, cluster_s
     names = Names(config)
     env = serving_cluster_env()
     if "storage" in settings.sections:
-        # Serve loads the bundles the train RayJob exported under its storage root.
-        env.append({"name": "MLRAY_STORAGE__URI", "value": f"{config.gcp.checkpoint_uri}/train"})
+        # Serve loads the bundles the train RayJob exported under the shared storage root.
+        env.append({"name": "MLRAY_STORAGE__URI", "value": config.gcp.checkpoint_uri})
     if "mlflow" in settings.sections:
         env.append({"name": "MLRAY_MLFLOW__TRACKING_URI", "value": mlflow_uri(config)})
     if "prediction_log" in settings.sections:

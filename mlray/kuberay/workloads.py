@@ -11,6 +11,7 @@ a fresh render differs from the committed one and the drift test says so.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,17 +63,20 @@ class JobSettings:
         return math.ceil(self.total_runtime) + margin
 
 
-def load_job_config(workload: JobWorkload, configs_dir: Path) -> tuple[ConfigModel | None, str]:
-    """The job's validated config (file, or model defaults), or None when no model is registered yet."""
+def load_job_config(
+    workload: JobWorkload, configs_dir: Path, overrides: Iterable[str] = ()
+) -> tuple[ConfigModel | None, str]:
+    """The job's validated config (file, or model defaults, then ``--set`` ``overrides``), or None when no
+    model is registered yet."""
     model_cls = CONFIG_FILES.get(workload.config_file)
     path = configs_dir / workload.config_file
     if model_cls is None:
         return None, f"shared defaults (configs/{workload.config_file} has no registered model yet)"
     if not path.is_file():
         return load_config(
-            model_cls, None, environ={}
+            model_cls, None, overrides, environ={}
         ), f"{model_cls.__name__} defaults (no configs/{path.name})"
-    return load_config(model_cls, path, environ={}), f"configs/{workload.config_file}"
+    return load_config(model_cls, path, overrides, environ={}), f"configs/{workload.config_file}"
 
 
 def job_settings(workload: JobWorkload, configs_dir: Path) -> JobSettings:

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import yaml
 
-from mlray.kuberay.render import RenderInputs, is_generated, render, write
+from mlray.kuberay.render import EntrypointOverridesError, RenderInputs, is_generated, render, write
 from mlray.kuberay.rules import is_spot, worker_groups
 from mlray.kuberay.workloads import JOBS, all_job_settings
 
@@ -55,11 +55,10 @@ def test_rayjob_deadline_and_grace_follow_the_job_config(settings, fresh_render,
         margin = kuberay_config.jobs.deadline_margin_seconds
         assert spec["activeDeadlineSeconds"] == math.ceil(settings.total_runtime) + margin
     assert spec["shutdownAfterJobFinishes"] is True
-    if settings.has_storage:
-        assert (
-            f"--set storage.uri={kuberay_config.gcp.checkpoint_uri}/{settings.workload.command}"
-            in spec["entrypoint"]
-        )
+    if settings.has_storage:  # one root for the whole pipeline: each job reads what the one before wrote
+        assert f"--set storage.uri={kuberay_config.gcp.checkpoint_uri} " in spec["entrypoint"] + " "
+    # Training sets Ray Train's preemption poll interval from its config (spot.drain_poll_interval_s).
+    assert "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S" not in spec["runtimeEnvYAML"]
     spot_groups = [group for _, group in worker_groups(job) if is_spot(group)]
     assert spot_groups
     for group in spot_groups:
@@ -225,3 +224,17 @@ def test_rayservice_pods_mount_prediction_and_admin_keys_where_the_app_reads_the
                     mounted[f"{mount['mountPath']}/{item['path']}"] = source["secret"]["name"]
         assert mounted.get(auth.api_keys_file, "").endswith("serve-api-keys")
         assert mounted.get(auth.admin_keys_file, "").endswith("serve-admin-keys")
+
+
+def test_render_refuses_an_entrypoint_override_its_job_would_refuse(tmp_path):
+    """A `jobs.overrides` entry naming no config field (or no job) fails the render, naming job and field."""
+    shutil.copytree(PROJECT_ROOT / "configs", tmp_path / "configs")
+    kuberay = tmp_path / "configs" / "kuberay.yaml"
+    data = yaml.safe_load(kuberay.read_text())
+    data["jobs"] = {**data.get("jobs", {}), "overrides": {"optimize": ["problem.no_such_field=1"], "trian": []}}
+    kuberay.write_text(yaml.safe_dump(data))
+    with pytest.raises(EntrypointOverridesError) as info:
+        render(RenderInputs.from_project(tmp_path))
+    message = str(info.value)
+    assert "jobs.overrides.trian: no such job" in message
+    assert "the optimize RayJob's entrypoint overrides" in message and "problem.no_such_field" in message
