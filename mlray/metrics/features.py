@@ -14,7 +14,8 @@ LAG = MetricSpec(
     "At the end of a materialization: its end time minus the newest feature timestamp now online.", ("view",),
 )
 LOOKUP = MetricSpec(
-    "mlray_features_online_lookup_duration_seconds", "histogram", "One online feature lookup (a request's rows).",
+    "mlray_features_online_lookup_duration_seconds", "histogram",
+    "One online feature lookup (a request's rows).",
     ("feature_service",), SECONDS_BUCKETS,
 )
 SERVED_AGE = MetricSpec(
@@ -50,5 +51,6 @@ class OnlineFeatureMetrics(Recorder):
 def service_ttl_seconds(store: Any, service: Any) -> float | None:
     """The shortest TTL of the stored feature views a Feast feature service reads; None when none has one."""
     names = {projection.name for projection in service.feature_view_projections}
-    ttls = [view.ttl.total_seconds() for view in store.list_feature_views() if view.name in names and view.ttl]
+    views = [view for view in store.list_feature_views() if view.name in names]
+    ttls = [view.ttl.total_seconds() for view in views if view.ttl]
     return min(ttls, default=None)

@@ -11,14 +11,17 @@ from typing import Any
 from mlray.metrics.base import MetricSpec, Recorder
 
 RUN = ("run", "instance")
-INCUMBENT = MetricSpec("mlray_optimize_incumbent_objective", "gauge", "Objective of the best solution found.", RUN)
+INCUMBENT = MetricSpec(
+    "mlray_optimize_incumbent_objective", "gauge", "Objective of the best solution found.", RUN
+)
 BOUND = MetricSpec("mlray_optimize_best_bound", "gauge", "Best proven bound on the objective.", RUN)
 GAP = MetricSpec(
     "mlray_optimize_gap_to_best_known_ratio", "gauge", "(incumbent - best known) / best known.", RUN
 )
 LAST_IMPROVEMENT = MetricSpec(
     "mlray_optimize_last_improvement_timestamp_seconds", "gauge",
-    "When the incumbent last improved (Unix time); time() minus it is how long the solver has not improved.", RUN,
+    "When the incumbent last improved (Unix time); time() minus it: how long the solver has not improved.",
+    RUN,
 )
 IMPROVEMENTS = MetricSpec(
     "mlray_optimize_improvements", "counter", "Incumbents an arm found that improved the run's best.",

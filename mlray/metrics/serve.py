@@ -25,13 +25,16 @@ LATENCY = MetricSpec(
     BY_VERSION, SECONDS_BUCKETS, serve=True,
 )
 BATCH_SIZE = MetricSpec(
-    "mlray_serve_batch_size", "histogram", "Requests per model call.", ("version",), BATCH_SIZE_BUCKETS, serve=True
+    "mlray_serve_batch_size", "histogram", "Requests per model call.", ("version",), BATCH_SIZE_BUCKETS,
+    serve=True,
 )
 CANARY_WEIGHT = MetricSpec(
-    "mlray_serve_canary_weight", "gauge", "Traffic share of the canary version (0 to 1).", ("canary",), serve=True
+    "mlray_serve_canary_weight", "gauge", "Traffic share of the canary version (0 to 1).", ("canary",),
+    serve=True,
 )
 ROLLOUT_STATUS = MetricSpec(
-    "mlray_serve_rollout_status", "gauge", "1 for the rollout's current status, 0 for the others.", ("status",),
+    "mlray_serve_rollout_status", "gauge", "1 for the rollout's current status, 0 for the others.",
+    ("status",),
     serve=True,
 )
 

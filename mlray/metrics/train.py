@@ -12,10 +12,13 @@ from mlray.metrics.base import SECONDS_BUCKETS, MetricSpec, Recorder
 EPOCH = MetricSpec("mlray_train_epoch", "gauge", "Last completed epoch.", ("run",))
 STEPS = MetricSpec("mlray_train_steps", "counter", "Optimizer steps taken, per worker rank.", ("run", "rank"))
 SAMPLES = MetricSpec(
-    "mlray_train_samples", "counter", "Training samples processed, per worker rank (rate: samples per second).",
+    "mlray_train_samples", "counter",
+    "Training samples processed, per worker rank (rate: samples per second).",
     ("run", "rank"),
 )
-LOSS = MetricSpec("mlray_train_loss", "gauge", "Loss of the last epoch, split train or val.", ("run", "split"))
+LOSS = MetricSpec(
+    "mlray_train_loss", "gauge", "Loss of the last epoch, split train or val.", ("run", "split")
+)
 LAST_CHECKPOINT = MetricSpec(
     "mlray_train_last_checkpoint_timestamp_seconds", "gauge",
     "When the last checkpoint became durable (Unix time); time() minus it is the age.", ("run",),
@@ -24,16 +27,22 @@ CHECKPOINT_DURATION = MetricSpec(
     "mlray_train_checkpoint_duration_seconds", "histogram", "Writing and storing one checkpoint.", ("run",),
     SECONDS_BUCKETS,
 )
-CHECKPOINT_SIZE = MetricSpec("mlray_train_checkpoint_size_bytes", "gauge", "Size of the last checkpoint.", ("run",))
+CHECKPOINT_SIZE = MetricSpec(
+    "mlray_train_checkpoint_size_bytes", "gauge", "Size of the last checkpoint.", ("run",)
+)
 RESTARTS = MetricSpec(
-    "mlray_train_worker_restarts", "counter", "Worker groups that started again from a checkpoint of this run.",
+    "mlray_train_worker_restarts", "counter",
+    "Worker groups that started again from a checkpoint of this run.",
     ("run",),
 )
 PREEMPTIONS = MetricSpec(
-    "mlray_train_preemption_notices", "counter", "Preemption notices (a node of the run is going away).", ("run",),
+    "mlray_train_preemption_notices", "counter", "Preemption notices (a node of the run is going away).",
+    ("run",),
 )
 
-ALL = (EPOCH, STEPS, SAMPLES, LOSS, LAST_CHECKPOINT, CHECKPOINT_DURATION, CHECKPOINT_SIZE, RESTARTS, PREEMPTIONS)
+ALL = (
+    EPOCH, STEPS, SAMPLES, LOSS, LAST_CHECKPOINT, CHECKPOINT_DURATION, CHECKPOINT_SIZE, RESTARTS, PREEMPTIONS
+)
 
 
 class TrainMetrics(Recorder):
