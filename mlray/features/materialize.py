@@ -42,7 +42,8 @@ def _parquet_source(view: FeatureView) -> tuple[pads.Dataset, str] | None:
     if not isinstance(source, FileSource):
         return None
     storage = Storage(source.path)
-    return pads.dataset(storage.path(), filesystem=storage.pyarrow_fs, format="parquet"), source.timestamp_field
+    dataset = pads.dataset(storage.path(), filesystem=storage.pyarrow_fs, format="parquet")
+    return dataset, source.timestamp_field
 
 
 def source_rows_between(view: FeatureView, start: datetime, end: datetime) -> int | None:
@@ -56,12 +57,14 @@ def source_rows_between(view: FeatureView, start: datetime, end: datetime) -> in
 
 
 def newest_timestamp_until(view: FeatureView, end: datetime) -> datetime | None:
-    """The newest event timestamp ``<= end`` of a Parquet source: what materializing to ``end`` puts online."""
+    """The newest event timestamp ``<= end`` of a Parquet source: what materializing up to ``end`` puts
+    online."""
     found = _parquet_source(view)
     if found is None:
         return None
     dataset, timestamp = found
-    newest = pc.max(dataset.to_table(columns=[timestamp], filter=pads.field(timestamp) <= end)[timestamp]).as_py()
+    column = dataset.to_table(columns=[timestamp], filter=pads.field(timestamp) <= end)[timestamp]
+    newest = pc.max(column).as_py()
     return None if newest is None else as_utc(newest)
 
 
@@ -108,7 +111,8 @@ def materialize(config: FeaturesConfig) -> dict[str, Any]:
             "source_rows": source_rows_between(store.get_feature_view(name), start, stop),
         }
         newest = newest_timestamp_until(store.get_feature_view(name), stop)
-        observed.view(name, views[name]["source_rows"], None if newest is None else (stop - newest).total_seconds())
+        lag = None if newest is None else (stop - newest).total_seconds()
+        observed.view(name, views[name]["source_rows"], lag)
     log.info("materialized %s", views)
     return {"status": "ok", "applied": prepared.applied, "end": end.isoformat(), "views": views}
 
