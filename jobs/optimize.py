@@ -1,7 +1,8 @@
-"""Portfolio optimisation: ``python -m jobs.optimize --config configs/or_tools.yaml --set problem.path=...``.
+"""Portfolio optimisation: ``python -m jobs.optimize --config configs/or_tools.yaml --set problem.path=jsp/ft06``.
 
 Progress (incumbent, bound, gap, arm) goes to the log; the last stdout line is
-the JSON summary. Runs the same under ``ray job submit``.
+the JSON summary. Runs the same under ``ray job submit``. ``problem.path``: a shipped instance
+by name, or a file (relative: under ``storage.uri``; absolute or ``gs://``: as given).
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from mlray.entrypoint import run_job
 
 
 def main(config: OrToolsJobConfig) -> dict[str, Any]:
-    from mlray.optimize import ProblemError, optimizer_for, read_problem
+    from mlray.optimize import ProblemError, optimizer_for
+    from mlray.optimize.loading import load_problem
 
-    if config.problem.path is None:
-        return {"status": "failed", "error": "problem.path: expected a problem file, got null"}
     try:
-        problem = read_problem(config.problem.path, config.problem.kind)
+        problem = load_problem(config.problem.path, config.problem.kind, config.storage)
         optimizer = optimizer_for(problem, config)
     except (ProblemError, ValueError) as exc:
         return {"status": "failed", "error": str(exc)}

@@ -5,17 +5,28 @@ from __future__ import annotations
 from pydantic import Field
 
 from mlray.config.base import ConfigModel, PositiveFloat, PositiveInt
-from mlray.config.sections import MlflowConfig, MonitoringConfig, RayConfig, StorageUri
+from mlray.config.sections import (
+    UNDER_STORAGE,
+    Location,
+    MlflowConfig,
+    MonitoringConfig,
+    RayConfig,
+    StorageConfig,
+)
 
 
 class BatchSection(ConfigModel):
-    input_uri: StorageUri = Field(
-        default="data/processed/training.parquet", description="Parquet file or folder."
+    input_uri: Location = Field(
+        default="data/processed/training.parquet", description="Parquet file or folder." + UNDER_STORAGE
     )
-    output_uri: StorageUri = Field(
-        default="runs/predictions", description="Folder for the output Parquet files."
+    output_uri: Location = Field(
+        default="predictions", description="Folder for the output Parquet files." + UNDER_STORAGE
     )
-    model_uri: str = Field(default="runs/storage/mlray-train/model", description="Bundle folder or models:/ URI.")
+    model_uri: Location = Field(
+        default="mlray-train/model",
+        description="Bundle folder (what jobs.train writes to <storage.uri>/<run_name>/model) or models:/ URI."
+        + UNDER_STORAGE,
+    )
     feature_names: list[str] | None = Field(
         default=None, description="Input columns of MLflow models without a signature."
     )
@@ -29,3 +40,4 @@ class BatchInferenceConfig(ConfigModel):
     ray: RayConfig = RayConfig()
     mlflow: MlflowConfig = MlflowConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    storage: StorageConfig = StorageConfig()

@@ -38,6 +38,9 @@ ENV_PREFIX = "MLRAY_"
 ENV_LEVEL_SEPARATOR = "__"
 BOOL_TAG = "tag:yaml.org,2002:bool"
 MERGE_TAG = "tag:yaml.org,2002:merge"
+# Validation context: the folder of the config file being loaded, for fields that name files shipped
+# beside it (a Feast repository); data locations never use it (they lie under storage.uri).
+CONFIG_DIR = "config_dir"
 
 ModelT = TypeVar("ModelT", bound=ConfigModel)
 Location = tuple[str | int, ...]
@@ -245,11 +248,13 @@ def validate_data(
     source: str,
     origins: Mapping[Location, str] | None = None,
     lines: Mapping[Location, int] | None = None,
+    config_dir: str | None = None,
 ) -> ModelT:
     """Validate ``data``; each problem is reported against the override that set its value
-    (``origins``: location -> source) or else against ``source``, with its line when known."""
+    (``origins``: location -> source) or else against ``source``, with its line when known.
+    ``config_dir``: the folder of the config file, against which files shipped beside it are found."""
     try:
-        return model_cls.model_validate(data)
+        return model_cls.model_validate(data, context={CONFIG_DIR: config_dir} if config_dir else None)
     except ValidationError as exc:
         problems: dict[str, list[str]] = {}
         for err in exc.errors():
@@ -278,4 +283,5 @@ def load_config(
     for override in env_overrides(model_cls, env) + parse_set_overrides(overrides):
         for key in [*set_dotted(data, override.key, override.value), override.key]:
             origins[tuple(key.split("."))] = override.source
-    return validate_data(model_cls, data, config_file.source, origins, config_file.lines)
+    config_dir = str(Path(path).resolve().parent) if path is not None else None
+    return validate_data(model_cls, data, config_file.source, origins, config_file.lines, config_dir)

@@ -15,6 +15,8 @@ from mlray.config.base import (
     RunName,
 )
 from mlray.config.sections import (
+    UNDER_STORAGE,
+    Location,
     MlflowConfig,
     MonitoringConfig,
     RayConfig,
@@ -27,8 +29,10 @@ from mlray.config.sections import (
 class ProblemSection(ConfigModel):
     """The instance to solve when the job reads it from a file."""
 
-    path: str | None = Field(
-        default=None, description="VRPLIB .vrp, Solomon .txt, or JSPLIB/Taillard job-shop file."
+    path: Location | None = Field(
+        default=None,
+        description="VRPLIB .vrp, Solomon .txt, or JSPLIB/Taillard job-shop file, or a shipped instance by "
+        "name ('jsp/ft06', 'cvrp/E-n13-k4.vrp'; mlray.optimize.instances)." + UNDER_STORAGE,
     )
     kind: Literal["auto", "cvrp", "vrptw", "jobshop"] = "auto"
     best_known: PositiveFloat | None = Field(
@@ -116,7 +120,10 @@ class CheckpointSection(ConfigModel):
 
 class OutputSection(ConfigModel):
     plots: bool = True
-    dir: str = Field(default="runs/optimize", description="Local folder for PNGs and the solution JSON.")
+    dir: Location = Field(
+        default="optimize",
+        description="Folder for PNGs and the solution JSON, in a <run_name> subfolder." + UNDER_STORAGE,
+    )
 
 
 class OrToolsJobConfig(ConfigModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from mlray.config.base import ConfigModel, NonNegativeInt, PositiveInt
-from mlray.config.sections import RayConfig, StorageConfig, StorageUri
+from mlray.config.sections import UNDER_STORAGE, Location, RayConfig, StorageConfig
 
 
 class DriverTripsSection(ConfigModel):
@@ -18,9 +18,9 @@ class DriverTripsSection(ConfigModel):
 
 
 class PreprocessingConfig(ConfigModel):
-    output: StorageUri = Field(
+    output: Location = Field(
         default="data/processed",
-        description="Folder (local or gs://) for driver_stats.parquet, trips.parquet and training.parquet.",
+        description="Folder for driver_stats.parquet, trips.parquet and training.parquet." + UNDER_STORAGE,
     )
     driver_trips: DriverTripsSection = DriverTripsSection()
     storage: StorageConfig = StorageConfig()

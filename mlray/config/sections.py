@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field
 
 from mlray.config.base import ConfigModel, NonNegativeFloat, PositiveFloat, PositiveInt
+from mlray.storage.locations import check_location, local_root, resolve_location
 
 STORAGE_URI_EXPECTED = "expected a local path or gs://bucket/prefix"
 GCS_BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*[a-z0-9]")
@@ -71,15 +72,29 @@ class RayConfig(ConfigModel):
     )
 
 
-class StorageConfig(ConfigModel):
-    """Where artifacts and checkpoints go: a local path or ``gs://bucket/prefix``."""
+Location = Annotated[str, AfterValidator(check_location)]
+"""A job's input or output: relative paths lie under ``storage.uri``; absolute paths and gs:// URIs as given."""
 
-    uri: StorageUri = "runs/storage"
+UNDER_STORAGE = " A relative path lies under storage.uri; an absolute path or gs:// URI is taken as is."
+
+
+class StorageConfig(ConfigModel):
+    """The root of a job's inputs and outputs: a local path or ``gs://bucket/prefix``."""
+
+    uri: Annotated[StorageUri, AfterValidator(local_root)] = Field(
+        default="runs/storage",
+        description="Root of every relative location (data, checkpoints, models, predictions, feature store). "
+        "A relative local path is made absolute against the working directory when the config is loaded.",
+    )
     stale_temp_after_s: PositiveFloat = Field(
         default=3600,
         description="Temporary `.tmp-*` objects of uploads unchanged this long are removed by the sweeper "
         "(an upload in progress is younger).",
     )
+
+    def location(self, location: str) -> str:
+        """``location`` as a URI: relative paths under ``uri`` (mlray.storage.locations)."""
+        return resolve_location(location, self.uri)
 
 
 class ModelTrustConfig(ConfigModel):

@@ -22,7 +22,9 @@ from mlray.config.sections import (
     StorageConfig,
     TimeoutsConfig,
 )
+from mlray.storage.locations import LOCATION_EXPECTED, check_location
 
+DATA_PATH_KWARG = "path"  # the loader argument that names the data: a location under storage.uri
 BUILTIN_METRICS = ("accuracy", "precision", "recall", "f1", "mae", "mse", "rmse")
 
 
@@ -112,9 +114,32 @@ class DataSection(ConfigModel):
     """Where training data comes from: ``loader(**kwargs) -> mlray.train.data.TrainingData``."""
 
     loader: str = "mlray.train.loaders:parquet_frame"
-    kwargs: dict[str, Any] = Field(default_factory=lambda: {"path": "data/processed/training.parquet"})
+    kwargs: dict[str, Any] = Field(
+        default_factory=lambda: {DATA_PATH_KWARG: "data/processed/training.parquet"},
+        description="Arguments of the loader. Its `path`, when given, is a location: a relative path lies "
+        "under storage.uri; an absolute path or gs:// URI is taken as is.",
+    )
 
     _check_loader = field_validator("loader")(classmethod(lambda cls, v: _check_import_path(v)))
+
+    @field_validator("kwargs")
+    @classmethod
+    def _path_is_a_location(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        path = kwargs.get(DATA_PATH_KWARG)
+        if path is not None:
+            if not isinstance(path, str):
+                raise ValueError(f"path: {LOCATION_EXPECTED}, got {type(path).__name__}")
+            try:
+                check_location(path)
+            except ValueError as exc:
+                raise ValueError(f"path: {exc} (got {path!r})") from None
+        return kwargs
+
+    def loader_kwargs(self, storage: StorageConfig) -> dict[str, Any]:
+        """``kwargs`` with ``path`` resolved under ``storage.uri`` when relative."""
+        if DATA_PATH_KWARG not in self.kwargs:
+            return dict(self.kwargs)
+        return {**self.kwargs, DATA_PATH_KWARG: storage.location(self.kwargs[DATA_PATH_KWARG])}
 
 
 class ModelSection(ConfigModel):

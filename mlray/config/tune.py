@@ -45,7 +45,9 @@ class AshaSection(ConfigModel):
 class TuneJobConfig(ConfigModel):
     run_name: RunName = "mlray-tune"
     training_config: str = Field(
-        default="configs/training.yaml", description="Training config every trial starts from."
+        default="configs/training.yaml",
+        description="Training config every trial starts from (a file shipped with the job, like --config); "
+        "its storage.uri is replaced by this config's, so its relative data path lies under it.",
     )
     overrides: list[str] = Field(
         default_factory=list, description="dotted.key=value applied to the training config for all trials."
@@ -69,14 +71,20 @@ class TuneJobConfig(ConfigModel):
     @model_validator(mode="after")
     def _trials_are_valid_training_configs(self) -> TuneJobConfig:
         """The base config, its overrides and every searched key at its bounds must validate now."""
-        from mlray.config.loader import load_config
-        from mlray.config.training import TrainingJobConfig
-
-        base = load_config(TrainingJobConfig, self.training_config, self.overrides)
+        base = self.base_training_config()
         for key, dimension in self.search_space.items():
             for value in dimension.extremes():
                 trial_config(base, {key: value})
         return self
+
+    def base_training_config(self) -> Any:
+        """The training config every trial starts from: ``training_config`` with ``overrides``, reading its
+        data from and writing its checkpoints to this job's ``storage.uri`` (one root for the pipeline)."""
+        from mlray.config.loader import load_config
+        from mlray.config.training import TrainingJobConfig
+
+        return load_config(TrainingJobConfig, self.training_config,
+                           [f"storage.uri={self.storage.uri}", *self.overrides])
 
 
 def trial_config(base: Any, params: dict[str, Any]) -> Any:

@@ -65,15 +65,23 @@ class StepLog:
         return [name for name in STEPS if name not in self.done]
 
 
+def local_storage(config: DemoConfig) -> str:
+    """The storage.uri of the demo's local steps (data, feature store, solves): under output_dir, apart
+    from what ``make demo-*`` and the jobs leave in runs/storage."""
+    return str(Path(config.output_dir, "storage").resolve())
+
+
 def preprocess(config: DemoConfig) -> dict[str, Any]:
     from mlray.train.preprocess import run_preprocessing
 
-    return run_preprocessing(load_config(PreprocessingConfig, config.preprocessing_config))
+    overrides = [f"storage.uri={local_storage(config)}"]
+    return run_preprocessing(load_config(PreprocessingConfig, config.preprocessing_config, overrides))
 
 
 def feature_store_overrides(config: DemoConfig) -> list[str]:
-    """The demo keeps its registry and online store under output_dir, apart from ``make demo-features``'s."""
-    return [f"repo.state_dir={Path(config.output_dir, 'feature_store').resolve()}"]
+    """Sources from the demo's preprocess step; registry and online store under output_dir."""
+    return [f"storage.uri={local_storage(config)}",
+            f"repo.state_dir={Path(config.output_dir, 'feature_store').resolve()}"]  # fmt: skip
 
 
 def materialize_features(config: DemoConfig) -> dict[str, Any]:
@@ -86,12 +94,15 @@ def materialize_features(config: DemoConfig) -> dict[str, Any]:
 
 
 def train(
-    config: DemoConfig, storage_uri: str, positive_rate: float, run_stamp: str, tracking_uri: str
+    config: DemoConfig, storage_uri: str, prepared: dict[str, Any], run_stamp: str, tracking_uri: str
 ) -> dict[str, Any]:
+    """Checkpoints and model to ``storage_uri`` (the emulator's bucket), data from the preprocess step."""
     from mlray.train import run_training
 
+    positive_rate = prepared["positive_rate"]
     overrides = [*config.training_overrides, f"storage.uri={storage_uri}", f"run_name=demo-train-{run_stamp}",
-                 f"mlflow.tracking_uri={tracking_uri}"]  # fmt: skip
+                 f"mlflow.tracking_uri={tracking_uri}",
+                 f"data.kwargs.path={prepared['artifacts']['training']}"]  # fmt: skip
     training = load_config(TrainingJobConfig, config.training_config, overrides)
     trained = run_training(training)
     summary = {k: trained.get(k) for k in ("status", "metrics", "model_uri", "registered_model", "best_epoch")}
@@ -112,6 +123,7 @@ def solve(config: DemoConfig, instance: str, run_stamp: str) -> dict[str, Any]:
             f"solver.time_limit={config.solve_time_limit}",
             "mlflow.enabled=false",
             f"run_name={run_name}",
+            f"storage.uri={local_storage(config)}",
         ],
     )
     problem = read_problem(instance)
@@ -300,7 +312,7 @@ def run_steps(config: DemoConfig, services: LocalServices, summary: dict[str, An
         summary["features"] = materialize_features(config)
 
     with steps.step("train", f"DDP on Ray Train, checkpoints to {storage_uri}, MLflow on SQLite"):
-        summary["train"] = train(config, storage_uri, prepared["positive_rate"], run_stamp, services.mlflow.url)
+        summary["train"] = train(config, storage_uri, prepared, run_stamp, services.mlflow.url)
         if summary["train"]["status"] == "failed":
             raise RuntimeError(f"training failed: {summary['train']}")
 

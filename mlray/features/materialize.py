@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
@@ -23,7 +22,7 @@ import pyarrow.dataset as pads
 from feast import FeatureStore, FeatureView, FileSource
 
 from mlray.config.features import FeaturesConfig
-from mlray.features.store import check_sources, definitions, prepare_store, resolved_sources
+from mlray.features.store import check_sources, definitions, prepare_store, resolved_sources, state_location
 from mlray.metrics.features import MaterializeMetrics
 from mlray.storage import Storage
 
@@ -118,14 +117,9 @@ def materialize(config: FeaturesConfig) -> dict[str, Any]:
 
 
 def with_absolute_paths(config: FeaturesConfig) -> FeaturesConfig:
-    """The same config with local paths made absolute, for a process with another working directory."""
-    repo = config.repo.model_copy(
-        update={
-            "path": str(Path(config.repo.path).resolve()),
-            "state_dir": str(Path(config.repo.state_dir).resolve()) if config.repo.state_dir else None,
-        }
-    )
-    return config.model_copy(update={"repo": repo, "sources": resolved_sources(config.sources)})
+    """The same config with every location resolved, for a process with another working directory."""
+    repo = config.repo.model_copy(update={"state_dir": state_location(config)})
+    return config.model_copy(update={"repo": repo, "sources": resolved_sources(config)})
 
 
 def materialize_on_ray(config: FeaturesConfig) -> dict[str, Any]:

@@ -50,17 +50,29 @@ def raw_store_config(config: FeaturesConfig) -> dict[str, Any]:
     unset = sorted(set(UNSET_VARIABLE.findall(yaml.safe_dump(raw))))  # values only, not comments
     if unset:
         raise ValueError(f"feature store config {path}: environment variables {unset} are not set")
-    if config.repo.state_dir is not None:
-        state_dir = Path(config.repo.state_dir).resolve()
+    state_dir = state_location(config)
+    if state_dir is not None:
+        registry_path = f"{state_dir.rstrip('/')}/{REGISTRY_FILE}"
         registry = raw.get("registry")
         if isinstance(registry, str) and not is_url(registry):
-            raw["registry"] = str(state_dir / REGISTRY_FILE)
+            raw["registry"] = registry_path
         elif isinstance(registry, dict) and not is_url(str(registry.get("path", ""))):
-            raw["registry"] = {**registry, "path": str(state_dir / REGISTRY_FILE)}
+            raw["registry"] = {**registry, "path": registry_path}
         online = raw.get("online_store") or {"type": "sqlite"}
         if online.get("type", "sqlite") == "sqlite":
-            raw["online_store"] = {**online, "path": str(state_dir / ONLINE_STORE_FILE)}
+            if is_url(state_dir):
+                raise ValueError(f"repo.state_dir: the SQLite online store needs a local folder, got {state_dir} "
+                                 "(a gs:// storage.uri puts a relative state_dir there): set repo.state_dir to an "
+                                 "absolute local path, or use a remote online store (feature_store.gcp.yaml)")
+            raw["online_store"] = {**online, "path": str(Path(state_dir) / ONLINE_STORE_FILE)}
     return raw
+
+
+def state_location(config: FeaturesConfig) -> str | None:
+    """``repo.state_dir`` as a URI (relative ones under ``storage.uri``), or None."""
+    if config.repo.state_dir is None:
+        return None
+    return config.storage.location(config.repo.state_dir)
 
 
 def repo_config(config: FeaturesConfig) -> RepoConfig:
@@ -80,23 +92,25 @@ def render_store_yaml(config: FeaturesConfig, destination: Path) -> Path:
     return destination
 
 
-def resolved_sources(sources: FeatureSourcesSection, base_dir: Path | None = None) -> FeatureSourcesSection:
-    """Sources with $VARS expanded and a relative folder made absolute (against ``base_dir``,
-    default the working directory), so every process reads the same files."""
+def resolved_sources(config: FeaturesConfig) -> FeatureSourcesSection:
+    """Sources with $VARS expanded and a relative folder placed under ``storage.uri``,
+    so every process reads the same files whatever its working directory."""
+    sources = config.sources
     location = os.path.expandvars(sources.location)
-    if sources.kind == "file" and not is_url(location):
-        location = str((base_dir or Path.cwd()) / location)
+    if sources.kind == "file":
+        location = config.storage.location(location)
     return sources.model_copy(update={"location": location})
 
 
-def definitions(config: FeaturesConfig, base_dir: Path | None = None) -> FeatureDefinitions:
-    return build_definitions(resolved_sources(config.sources, base_dir))
+def definitions(config: FeaturesConfig) -> FeatureDefinitions:
+    return build_definitions(resolved_sources(config))
 
 
 def open_store(config: FeaturesConfig) -> FeatureStore:
     repo = repo_config(config)
-    if config.repo.state_dir is not None:
-        Path(config.repo.state_dir).mkdir(parents=True, exist_ok=True)
+    state_dir = state_location(config)
+    if state_dir is not None and not is_url(state_dir):
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
     return FeatureStore(repo_path=str(repo.repo_path), config=repo)  # else Feast resolves the registry against the cwd
 
 

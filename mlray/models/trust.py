@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from mlray.storage import Storage
+from mlray.storage.locations import MLFLOW_SCHEME
 
-MLFLOW_SCHEME = "models:/"
 _FACTORY_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z]\w*$")
 
 

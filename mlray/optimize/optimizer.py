@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -237,11 +240,11 @@ class PortfolioOptimizer:
             checkpoint_pending=report.checkpoint_pending,
             store_restarts=outcome.store_restarts,
         )
-        self._write_outputs(problem, result)
-        if config.mlflow.enabled:
-            from mlray.optimize.tracking import log_result
+        with self._outputs_written(problem, result):  # MLflow logs the plots from local files
+            if config.mlflow.enabled:
+                from mlray.optimize.tracking import log_result
 
-            result.mlflow_run_id = log_result(config.mlflow, result, self._mlflow_params(problem, specs))
+                result.mlflow_run_id = log_result(config.mlflow, result, self._mlflow_params(problem, specs))
         result.elapsed_seconds = round(time.monotonic() - started, 3)
         return result
 
@@ -297,8 +300,24 @@ class PortfolioOptimizer:
         log.info("resuming from checkpointed incumbent %s", incumbent.objective / problem.scale)
         return found
 
-    def _write_outputs(self, problem: Problem, result: OptimizationResult) -> None:
-        folder = Path(self.config.output.dir) / self.config.run_name
+    @contextmanager
+    def _outputs_written(self, problem: Problem, result: OptimizationResult) -> Iterator[None]:
+        """Solution JSON and plots into ``<output.dir>/<run_name>`` (output.dir under storage.uri when
+        relative). Remote ones are drawn into a local folder kept for the block, then uploaded; after it,
+        ``result.plots`` names the uploaded files."""
+        target = Storage(self.config.storage.location(self.config.output.dir)).child(self.config.run_name)
+        if not target.is_remote:
+            self._render_outputs(problem, result, Path(target.root))
+            yield
+            return
+        with tempfile.TemporaryDirectory(prefix="mlray-optimize-") as folder:
+            self._render_outputs(problem, result, Path(folder))
+            for file in sorted(Path(folder).iterdir()):
+                target.upload_file(str(file), file.name)
+            yield
+        result.plots = {name: target.url(Path(local).name) for name, local in result.plots.items()}
+
+    def _render_outputs(self, problem: Problem, result: OptimizationResult, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         if result.solution is not None:
             (folder / "solution.json").write_text(

@@ -19,7 +19,7 @@ from mlray.cluster.runtime import init_ray
 from mlray.config.batch_inference import BatchInferenceConfig
 from mlray.models.bundle import default_policy
 from mlray.models.trust import LoadPolicy
-from mlray.serve.versions import LoadedModel, is_mlflow_uri, load_model_version
+from mlray.serve.versions import LoadedModel, load_model_version
 from mlray.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,9 @@ def run_batch_inference(config: BatchInferenceConfig) -> dict[str, Any]:
     import ray
 
     batch = config.batch
-    source, target = Storage(batch.input_uri), Storage(batch.output_uri)
-    model_uri = batch.model_uri if is_mlflow_uri(batch.model_uri) else Storage(batch.model_uri).url()
+    locate = config.storage.location
+    source, target = Storage(locate(batch.input_uri)), Storage(locate(batch.output_uri))
+    model_uri = locate(batch.model_uri)
     tracking_uri = config.mlflow.tracking_uri
     # The job's own config names the model, so any location; its factory still has to be on the allowlist.
     policy = default_policy()

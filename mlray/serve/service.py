@@ -28,8 +28,8 @@ from mlray.serve.metrics import ServeMetrics
 from mlray.serve.prediction_log import PredictionLog
 from mlray.serve.rollout_client import RolloutClient
 from mlray.serve.schemas import PredictRequest, PredictResponse
-from mlray.serve.versions import LoadedModel, is_mlflow_uri, load_model_version
-from mlray.storage import Storage
+from mlray.serve.versions import LoadedModel, load_model_version
+from mlray.storage.locations import resolve_location
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,6 @@ class Prepared:
     rows: torch.Tensor
     metadata: dict[str, Any]
     started: float
-
-
-def resolve_location(location: str, storage_uri: str) -> str:
-    """A version's location as a loadable URI: relative paths live under ``storage.uri``."""
-    if is_mlflow_uri(location) or "://" in location or os.path.isabs(location):
-        return location
-    return Storage(storage_uri).url(location)
 
 
 def load_policy(config: InferenceConfig) -> LoadPolicy:

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from mlray.models.bundle import default_policy, load_bundle
-from mlray.models.trust import MLFLOW_SCHEME, LoadPolicy
+from mlray.models.trust import LoadPolicy
+from mlray.storage.locations import is_mlflow_uri
 
 Task = Literal["classification", "regression"]
 
@@ -28,10 +29,6 @@ class LoadedModel:
 
     def predict(self, rows: torch.Tensor) -> list[Any]:
         return predict_outputs(self.model, rows, self.task)
-
-
-def is_mlflow_uri(uri: str) -> bool:
-    return uri.startswith(MLFLOW_SCHEME)
 
 
 def load_model_version(

@@ -36,7 +36,7 @@ class PreparedData:
 
 def load_training_data(config: TrainingJobConfig) -> TrainingData:
     loader = import_object(config.data.loader)
-    data = loader(**config.data.kwargs)
+    data = loader(**config.data.loader_kwargs(config.storage))
     if not isinstance(data, TrainingData):
         raise TypeError(f"data.loader {config.data.loader} returned {type(data).__name__}, expected TrainingData")
     if data.frame.empty:

@@ -25,7 +25,7 @@ def run_preprocessing(config: PreprocessingConfig) -> dict[str, Any]:
     settings = config.driver_trips
     data = driver_trips.generate(settings.num_drivers, settings.hours, settings.num_trips, settings.seed)
     frame = driver_trips.training_frame(data)
-    output = Storage(config.output)
+    output = Storage(config.storage.location(config.output))
     return {
         "status": "ok",
         "rows": {"driver_stats": len(data.driver_stats), "trips": len(data.trips), "training": len(frame)},

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from mlray.cluster import init_ray
-from mlray.config.loader import ConfigError, load_config
+from mlray.config.loader import ConfigError
 from mlray.config.training import TrainingJobConfig
 from mlray.config.tune import SearchDimension, TuneJobConfig, trial_config
 from mlray.storage import Storage
@@ -22,7 +22,6 @@ from mlray.train.loop import LoopSettings, train_loop
 from mlray.train.prepare import PreparedData, model_spec
 from mlray.train.runner import prepare_run
 from mlray.train.session import TuneSession
-
 
 
 def search_space(dimensions: dict[str, SearchDimension]) -> dict[str, Any]:
@@ -66,7 +65,7 @@ def tune_trial(params: dict[str, Any], base: TrainingJobConfig, data: PreparedDa
 
 def run_tuning(config: TuneJobConfig) -> dict[str, Any]:
     try:
-        base = load_config(TrainingJobConfig, config.training_config, config.overrides)
+        base = config.base_training_config()
         prepared = prepare_run(base)
     except (ConfigError, OSError, ValueError, TypeError) as exc:
         return {"status": "failed", "error": str(exc)}

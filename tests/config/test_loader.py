@@ -1,3 +1,4 @@
+import os
 import re
 from pathlib import Path
 
@@ -181,7 +182,9 @@ def test_storage_uris_are_checked_at_load(tmp_path, uri, expected):
 @pytest.mark.parametrize("uri", ["runs/storage", "../elsewhere", "/abs/path", "gs://mlray-test", "gs://mlray-test/a/b/",
                                  "gs://runs.example.com/x", f"gs://{'a' * 63}/x", "gs://my_bucket-1/p"])
 def test_local_paths_and_well_formed_gcs_uris_pass(tmp_path, uri):
-    assert load_text(tmp_path, f"storage: {{uri: {uri!r}}}\n").storage.uri == uri
+    # A relative local root is made absolute against the working directory once, at load.
+    expected = uri if uri.startswith(("gs://", "/")) else os.path.abspath(uri)
+    assert load_text(tmp_path, f"storage: {{uri: {uri!r}}}\n").storage.uri == expected
 
 
 def test_every_storage_location_read_through_storage_is_checked():
