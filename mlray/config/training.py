@@ -41,6 +41,12 @@ class CheckpointingConfig(ConfigModel):
     keep_best: PositiveInt = Field(
         default=2, description="Checkpoints kept by the monitored metric; the latest is always kept too."
     )
+    every_n_steps: PositiveInt | None = Field(
+        default=None,
+        description="Also checkpoint every N optimizer steps, inside epochs, uploaded in the background while "
+        "training goes on; registered only once complete, so a worker killed without notice loses at most N "
+        "steps. null: epoch checkpoints only.",
+    )
 
 
 class MonitorConfig(ConfigModel):

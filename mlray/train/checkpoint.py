@@ -1,8 +1,10 @@
 """Training checkpoints: what one holds, how it is written and how a damaged one is skipped.
 
-A checkpoint directory (``epoch_00005-<id>``) holds::
+A checkpoint directory (``epoch_00005-step_0000640-<id>``: epochs completed, optimizer steps taken)
+holds::
 
-    state.pt        model, best model, optimizer, scheduler, scaler, epoch, best metric,
+    state.pt        model, best model, optimizer, scheduler, scaler, epoch, step, position inside
+                    the epoch in progress (batches done, their losses), best metric,
                     early-stopping state (rank 0)
     rng_rank<R>.pt  RNG states of rank R (torch, CUDA, numpy, random)
     meta.json       epoch, sha256 of state.pt: written last, so a checkpoint
@@ -40,21 +42,29 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 RNG_FILE = "rng_rank{rank}.pt"
-DIR_PATTERN = re.compile(r"^epoch_(\d+)-[0-9a-f]+$")
+# The step part is absent from checkpoints written before step-exact resume.
+DIR_PATTERN = re.compile(r"^epoch_(\d+)(?:-step_(\d+))?-[0-9a-f]+$")
 
 
 class CorruptCheckpoint(ValueError):
     """A checkpoint that is incomplete or does not match its own digest."""
 
 
-def checkpoint_dir_name(epoch: int) -> str:
+def checkpoint_dir_name(epoch: int, step: int = 0) -> str:
     """Unique per report: a run resumed from an older checkpoint never overwrites a newer, damaged one."""
-    return f"epoch_{epoch:05d}-{uuid.uuid4().hex[:8]}"
+    return f"epoch_{epoch:05d}-step_{step:07d}-{uuid.uuid4().hex[:8]}"
 
 
 def epoch_of(dir_name: str) -> int | None:
+    """Epochs completed when the checkpoint was written (None: not a checkpoint folder)."""
     match = DIR_PATTERN.match(dir_name)
     return int(match.group(1)) if match else None
+
+
+def progress_of(dir_name: str) -> tuple[int, int] | None:
+    """(epochs completed, optimizer steps taken): how checkpoints of one run order, newest last."""
+    match = DIR_PATTERN.match(dir_name)
+    return (int(match.group(1)), int(match.group(2) or 0)) if match else None
 
 
 def capture_rng() -> dict[str, Any]:

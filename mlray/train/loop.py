@@ -7,11 +7,13 @@ Train, Ray Tune, torchrun and the GPU check.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,9 +104,13 @@ def evaluate(parts: TrainingParts, x: torch.Tensor, y: torch.Tensor, metrics: di
 
 
 def training_state(parts: TrainingParts, epoch: int, tracker: MetricTracker, early: EarlyStopping,
-                   best_model: dict[str, torch.Tensor] | None) -> dict[str, Any]:
+                   best_model: dict[str, torch.Tensor] | None, *, step: int = 0,
+                   position: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``epoch``: epochs completed; ``position``: where the epoch in progress stands, None at its start."""
     return {
         "epoch": epoch,
+        "step": step,
+        "position": position,
         "model": _cpu_state(parts.core),
         "best_model": best_model,
         "optimizer": parts.optimizer.state_dict(),
@@ -124,6 +130,24 @@ def _shard(array: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     return array[rank::world_size]
 
 
+class PositionedSampler(DistributedSampler):
+    """``DistributedSampler`` that can start an epoch part-way: the same order, its first ``skip`` indices left out.
+
+    The order depends only on seed, epoch and world size, so skipping the samples
+    of the batches already done continues the epoch exactly where it stopped.
+    """
+
+    skip: int = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+
+def epoch_position(epoch: int, batches_done: int, losses: list[float]) -> dict[str, Any]:
+    """Where an epoch stands: a checkpoint written here resumes at batch ``batches_done + 1``."""
+    return {"epoch": epoch, "batches": batches_done, "losses": torch.tensor(losses, dtype=torch.float64)}
+
+
 def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_epoch: EpochHook | None = None) -> dict[str, Any]:
     """Run epochs until done or a stop rule fires; returns the last reported metrics."""
     config, training = settings.config, settings.config.training
@@ -140,6 +164,8 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
                           timeouts.no_improvement, timeouts.improvement_threshold)
     best_model: dict[str, torch.Tensor] | None = None
     start_epoch = 1
+    step = 0  # optimizer steps taken over the whole run
+    position: dict[str, Any] | None = None  # where the resumed epoch stopped, if it stopped inside
 
     loaded = first_valid(session.checkpoint_candidates(), rank)
     if loaded is not None:
@@ -151,16 +177,18 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
         tracker.best, tracker.best_epoch = state["best_metric"], state["best_epoch"]
         early.load_state_dict(state["early_stopping"])
         best_model = state["best_model"]
-        start_epoch = state["epoch"] + 1
+        step, position = int(state.get("step", 0)), state.get("position")
+        start_epoch = position["epoch"] if position else state["epoch"] + 1
         observed.resumed()
-        if loaded.rng is not None:
+        if loaded.rng is not None and position is None:
             restore_rng(loaded.rng)
         if rank == 0:
-            log.info("resumed from checkpoint %s: continuing at epoch %d", loaded.name, start_epoch)
+            log.info("resumed from checkpoint %s: continuing at epoch %d, step %d", loaded.name, start_epoch,
+                     step + 1)
 
     # copies: arrays from Ray's object store are read-only
     train_set = TensorDataset(torch.from_numpy(data.x_train.copy()), torch.from_numpy(data.y_train.copy()))
-    sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=training.seed)
+    sampler = PositionedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=training.seed)
     loader = DataLoader(train_set, batch_size=training.batch_size, sampler=sampler)
     x_val = torch.from_numpy(_shard(data.x_val, rank, world_size)).to(device)
     y_val = torch.from_numpy(_shard(data.y_val, rank, world_size)).to(device)
@@ -173,6 +201,7 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
 
     monitor = training.monitor.metric
     frequency = training.checkpointing.frequency
+    every_n_steps = training.checkpointing.every_n_steps if training.checkpointing.enabled else None
     preemption_saved = False
     last: dict[str, Any] = {"epoch": start_epoch - 1, "status": StopReason.COMPLETED.value}
     if rank == 0 and on_epoch is not None:
@@ -180,17 +209,34 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
     for epoch in range(start_epoch, training.num_epochs + 1):
         deadlines.start_epoch()
         sampler.set_epoch(epoch)
-        losses: list[float] = []
+        resuming = position is not None and position["epoch"] == epoch
+        done = int(position["batches"]) if resuming else 0
+        losses: list[float] = position["losses"].tolist() if resuming else []
+        sampler.skip = done * training.batch_size
+        batches = enumerate(loader, start=done + 1)  # the iterator draws its base seed from torch's RNG,
+        if resuming and loaded is not None and loaded.rng is not None:  # as it did before the checkpoint
+            restore_rng(loaded.rng)
+        position = None
         stop: StopReason | None = None
-        for batch, (x, y) in enumerate(loader, start=1):
-            losses.append(train_step(parts, x.to(device, non_blocking=True), y.to(device, non_blocking=True)))
+        for batch, (x, y) in batches:
+            loss = train_step(parts, x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+            step += 1
+            losses.append(loss)
             observed.step(len(x))
+            session.record_step(step, loss)
             if batch % training.stop_check_batches == 0:
                 stop = agreed_stop(deadlines.during_epoch())
-                if stop is not None:
+                if stop is not None:  # resume goes on at the next batch of this epoch
+                    position = epoch_position(epoch, batch, losses)
                     break
-        parts.scheduler.step()
-        completed_epoch = epoch if stop is None else epoch - 1  # an interrupted epoch reruns on resume
+            if every_n_steps and step % every_n_steps == 0:
+                state = training_state(parts, epoch - 1, tracker, early, best_model, step=step,
+                                       position=epoch_position(epoch, batch, losses))
+                report_with_checkpoint(session, {"epoch": epoch - 1, "step": step, monitor: math.nan,
+                                                 "status": "running"}, state, observed, background=True)
+        if position is None:  # the epoch ran to its end
+            parts.scheduler.step()
+        completed_epoch = epoch if position is None else epoch - 1
         results = evaluate(parts, x_val, y_val, metrics_fns)
         value = results[monitor]
         if stop is None:
@@ -223,8 +269,8 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
         final = stop is not None or epoch == training.num_epochs
         periodic = training.checkpointing.enabled and epoch % frequency == 0
         if final or periodic or notice:
-            report_with_checkpoint(session, metrics, training_state(parts, completed_epoch, tracker, early, best_model),
-                                   observed)
+            state = training_state(parts, completed_epoch, tracker, early, best_model, step=step, position=position)
+            report_with_checkpoint(session, metrics, state, observed)
         else:
             session.report(metrics, None, None)
         last = metrics
@@ -237,10 +283,24 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
 
 
 def report_with_checkpoint(session: Session, metrics: dict[str, Any], state: dict[str, Any],
-                           observed: TrainMetrics | None = None) -> None:
-    """Every rank writes its RNG state, rank 0 the training state; Ray merges the folders."""
-    name = broadcast_from_rank0(checkpoint_dir_name(state["epoch"]))
+                           observed: TrainMetrics | None = None, background: bool = False) -> None:
+    """Every rank writes its RNG state, rank 0 the training state; Ray merges the folders.
+
+    ``background``: the session uploads while training goes on and deletes the folder once done.
+    """
+    name = broadcast_from_rank0(checkpoint_dir_name(state["epoch"], state.get("step", 0)))
     started = time.monotonic()
+    if background:
+        local = Path(tempfile.mkdtemp(prefix="mlray-ckpt-"))
+        try:
+            write_checkpoint(local, state if session.rank == 0 else None, session.rank)
+            if observed is not None:  # written, not yet stored: the duration is what training waited
+                observed.checkpoint(local, time.monotonic() - started)
+            session.report(metrics, local, name, background=True)
+        except BaseException:
+            shutil.rmtree(local, ignore_errors=True)
+            raise
+        return
     with tempfile.TemporaryDirectory(prefix="mlray-ckpt-") as local:
         write_checkpoint(Path(local), state if session.rank == 0 else None, session.rank)
         session.report(metrics, Path(local), name)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
-from mlray.train.checkpoint import META_FILE, epoch_of
+from mlray.train.checkpoint import META_FILE, progress_of
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,15 @@ class Session(Protocol):
     world_size: int
     device: torch.device
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None: ...
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None,
+               background: bool = False) -> None:
+        """``background``: the upload may finish after this returns (the checkpoint registers once it has);
+        ``checkpoint_dir`` then belongs to the session, which deletes it."""
+        ...
+
+    def record_step(self, step: int, loss: float) -> None:
+        """Every rank, after each optimizer step (``step`` counts from 1 over the whole run)."""
+        ...
 
     def checkpoint_candidates(self) -> Iterator[tuple[str, Any]]:
         """``(name, checkpoint)`` newest first; checkpoints have ``as_directory()``."""
@@ -81,15 +89,21 @@ class LocalSession:
     reports: list[dict[str, Any]] = field(default_factory=list)
     stop_event: threading.Event = field(default_factory=threading.Event)
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None,
+               background: bool = False) -> None:
         self.reports.append(dict(metrics))
         if checkpoint_dir is not None and dir_name is not None:
             shutil.copytree(checkpoint_dir, self.checkpoint_root / dir_name, dirs_exist_ok=True)
+            if background:
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+    def record_step(self, step: int, loss: float) -> None:
+        return None
 
     def checkpoint_candidates(self) -> Iterator[tuple[str, Any]]:
         if not self.checkpoint_root.is_dir():
             return
-        named = [(epoch_of(p.name), p) for p in self.checkpoint_root.iterdir() if p.is_dir()]
+        named = [(progress_of(p.name), p) for p in self.checkpoint_root.iterdir() if p.is_dir()]
         for _, path in sorted(((e, p) for e, p in named if e is not None), key=lambda item: item[0], reverse=True):
             yield path.name, LocalDirCheckpoint(path)
 
@@ -181,13 +195,21 @@ class RayTrainSession:
         self._sigterm = threading.Event()
         self.close = defer_worker_sigterm(self._sigterm, grace_period) if watch_preemption else lambda: None
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None,
+               background: bool = False) -> None:
         import ray.train
+        from ray.train.v2.api.report_config import CheckpointUploadMode
 
         checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         upload = upload_with_fsspec if checkpoint is not None and self._remote else None
+        # ASYNC: Ray uploads on a thread of its own, registers the checkpoint once the upload is complete
+        # (a failed upload fails the worker, the last good checkpoint stays), then deletes the local folder.
+        mode = CheckpointUploadMode.ASYNC if background else CheckpointUploadMode.SYNC
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=dir_name if checkpoint else None,
-                         checkpoint_upload_fn=upload)
+                         checkpoint_upload_fn=upload, checkpoint_upload_mode=mode)
+
+    def record_step(self, step: int, loss: float) -> None:
+        return None
 
     def checkpoint_candidates(self) -> Iterator[tuple[str, Any]]:
         import ray.train
@@ -237,7 +259,7 @@ def copy_checkpoint_files(local: Path, fs: Any, destination: str) -> None:
 
 
 def sibling_checkpoints(latest: Any) -> Iterator[tuple[str, Any]]:
-    """Ray's latest checkpoint, then the other checkpoints of the same run, newest epoch first.
+    """Ray's latest checkpoint, then the other checkpoints of the same run, newest (epoch, step) first.
 
     The older ones are the fallback when the latest is damaged.
     """
@@ -252,7 +274,7 @@ def sibling_checkpoints(latest: Any) -> Iterator[tuple[str, Any]]:
     infos = latest.filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True, recursive=True))
     names = {posixpath.relpath(info.path, parent).split("/")[0] for info in infos}
     names.discard(posixpath.basename(latest.path.rstrip("/")))
-    others = [(epoch_of(name), posixpath.join(parent, name)) for name in names]
+    others = [(progress_of(name), posixpath.join(parent, name)) for name in names]
     for _, path in sorted(((e, p) for e, p in others if e is not None), reverse=True):
         yield posixpath.basename(path), Checkpoint(path=path, filesystem=latest.filesystem)
 
@@ -266,11 +288,17 @@ class TuneSession:
     def __init__(self, device: torch.device):
         self.device = device
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None,
+               background: bool = False) -> None:
         import ray.tune
 
         checkpoint = ray.tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        ray.tune.report(metrics, checkpoint=checkpoint)
+        ray.tune.report(metrics, checkpoint=checkpoint)  # Tune copies the folder before returning
+        if background and checkpoint_dir is not None:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+    def record_step(self, step: int, loss: float) -> None:
+        return None
 
     def checkpoint_candidates(self) -> Iterator[tuple[str, Any]]:
         import ray.tune
