@@ -57,6 +57,14 @@ def test_a_job_subcommand_passes_help_through_to_the_job():
     assert "--config" in result.stdout and "--set" in result.stdout
 
 
+@pytest.mark.parametrize(("command", "usage"), [("cluster", "{up,down,status}"), ("k8s", "{render,validate}")],
+                         ids=["cluster", "k8s"])
+def test_tool_subcommands_are_the_module_clis(command, usage):
+    result = mlray(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert usage in result.stdout
+
+
 def test_k8s_validate_checks_the_committed_manifests():
     result = mlray("k8s", "validate", "clusters/")
     assert result.returncode == 0, result.stdout + result.stderr
