@@ -57,8 +57,9 @@ def test_a_job_subcommand_passes_help_through_to_the_job():
     assert "--config" in result.stdout and "--set" in result.stdout
 
 
-@pytest.mark.parametrize(("command", "usage"), [("cluster", "{up,down,status}"), ("k8s", "{render,validate}")],
-                         ids=["cluster", "k8s"])
+@pytest.mark.parametrize(
+    ("command", "usage"), [("cluster", "{up,down,status}"), ("k8s", "{render,validate}")], ids=["cluster", "k8s"]
+)
 def test_tool_subcommands_are_the_module_clis(command, usage):
     result = mlray(command, "--help")
     assert result.returncode == 0, result.stderr
