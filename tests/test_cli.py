@@ -57,9 +57,10 @@ def test_a_job_subcommand_passes_help_through_to_the_job():
     assert "--config" in result.stdout and "--set" in result.stdout
 
 
-@pytest.mark.parametrize(
-    ("command", "usage"), [("cluster", "{up,down,status}"), ("k8s", "{render,validate}")], ids=["cluster", "k8s"]
-)
+TOOL_USAGES = {"cluster": "{up,down,status}", "k8s": "{render,validate}"}
+
+
+@pytest.mark.parametrize(("command", "usage"), TOOL_USAGES.items(), ids=list(TOOL_USAGES))
 def test_tool_subcommands_are_the_module_clis(command, usage):
     result = mlray(command, "--help")
     assert result.returncode == 0, result.stderr
