@@ -24,3 +24,17 @@ def test_ray_job_submit_runs_project_code(ray_cluster, gcs_uri):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"{gcs_uri}/job.txt" in result.stdout
     assert Storage(gcs_uri).read_text("job.txt") == "ok"
+
+
+def test_a_submitted_jobs_runtime_env_vars_are_not_named_again_by_ray_init(monkeypatch):
+    """Ray refuses a ray.init runtime env naming a variable the job's runtime env (a RayJob's
+    runtimeEnvYAML) sets; those reach the workers anyway."""
+    import json
+
+    from mlray.cluster.runtime import JOB_CONFIG_ENV, without_job_env_vars
+
+    propagated = {"GOOGLE_CLOUD_PROJECT": "p", "STORAGE_EMULATOR_HOST": "http://127.0.0.1:1"}
+    monkeypatch.delenv(JOB_CONFIG_ENV, raising=False)
+    assert without_job_env_vars(propagated) == propagated
+    monkeypatch.setenv(JOB_CONFIG_ENV, json.dumps({"runtime_env": {"env_vars": {"GOOGLE_CLOUD_PROJECT": "p"}}}))
+    assert without_job_env_vars(propagated) == {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:1"}
