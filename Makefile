@@ -39,7 +39,7 @@ demo: venv
 # SUBMIT=1 runs each through `ray job submit` on the cluster of `make cluster-up` (same machine,
 # so the job runs in this folder and finds the files the previous step wrote).
 RAY_DASHBOARD ?= http://127.0.0.1:8265
-SOLVE_INSTANCES ?= mlray/optimize/instances/jsp/ft06 mlray/optimize/instances/cvrp/E-n13-k4.vrp
+SOLVE_INSTANCES ?= jsp/ft06 cvrp/E-n13-k4.vrp   # shipped instances by name (mlray.optimize.instances)
 ifdef SUBMIT
 run = RAY_AUTH_MODE=token $(VENV)/bin/ray job submit --address $(RAY_DASHBOARD) -- sh -c 'cd $(CURDIR) && $(1)'
 else

@@ -2,8 +2,9 @@
 
 Where the rows live comes from ``configs/features.yaml`` (``sources``), or
 another file named by ``MLRAY_FEATURES_CONFIG``, with the usual environment
-overrides (``MLRAY_SOURCES__KIND``, ``MLRAY_SOURCES__LOCATION``). A relative
-location is relative to the project root.
+overrides (``MLRAY_SOURCES__KIND``, ``MLRAY_SOURCES__LOCATION``, ``MLRAY_STORAGE__URI``). A relative
+location lies under ``storage.uri`` (runs/storage under the working directory by default), as for
+``python -m jobs.materialize``.
 """
 
 import os
@@ -16,7 +17,7 @@ from mlray.features.store import definitions
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 _config = load_config(FeaturesConfig, os.environ.get("MLRAY_FEATURES_CONFIG", PROJECT_ROOT / "configs" / "features.yaml"))
-_definitions = definitions(_config, base_dir=PROJECT_ROOT)
+_definitions = definitions(_config)
 
 driver = _definitions.driver
 driver_stats_source = _definitions.driver_stats_source

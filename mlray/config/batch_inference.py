@@ -9,6 +9,7 @@ from mlray.config.sections import (
     UNDER_STORAGE,
     Location,
     MlflowConfig,
+    ModelLocation,
     MonitoringConfig,
     RayConfig,
     StorageConfig,
@@ -22,7 +23,7 @@ class BatchSection(ConfigModel):
     output_uri: Location = Field(
         default="predictions", description="Folder for the output Parquet files." + UNDER_STORAGE
     )
-    model_uri: Location = Field(
+    model_uri: ModelLocation = Field(
         default="mlray-train/model",
         description="Bundle folder (what jobs.train writes to <storage.uri>/<run_name>/model) or models:/ URI."
         + UNDER_STORAGE,

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field
 
 from mlray.config.base import ConfigModel, NonNegativeFloat, PositiveFloat, PositiveInt
-from mlray.storage.locations import check_location, local_root, resolve_location
+from mlray.storage.locations import check_location, check_model_location, local_root, resolve_location
 
 STORAGE_URI_EXPECTED = "expected a local path or gs://bucket/prefix"
 GCS_BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*[a-z0-9]")
@@ -74,6 +74,9 @@ class RayConfig(ConfigModel):
 
 Location = Annotated[str, AfterValidator(check_location)]
 """A job's input or output: relative paths lie under ``storage.uri``; absolute paths and gs:// URIs as given."""
+
+ModelLocation = Annotated[str, AfterValidator(check_model_location)]
+"""A model bundle's location (as ``Location``) or a registered MLflow model, ``models:/<name>@<alias>``."""
 
 UNDER_STORAGE = " A relative path lies under storage.uri; an absolute path or gs:// URI is taken as is."
 

@@ -20,6 +20,11 @@ def is_mlflow_uri(location: str) -> bool:
     return location.startswith(MLFLOW_SCHEME)
 
 
+def check_model_location(value: str) -> str:
+    """A model's location: a registered MLflow model (``models:/name@alias``) or a location."""
+    return value if is_mlflow_uri(value) else check_location(value)
+
+
 def check_location(value: str) -> str:
     """A config's location field: refuse what no job could read or write (empty, another scheme)."""
     if not value.strip():

@@ -2,7 +2,9 @@
 
 They run by ``sh`` in a copy of the checkout (the cluster's project folder), with the venv
 first on PATH and ``RAY_AUTH_MODE=token``, as the README's shell has them; only the dashboard
-address is the test cluster's, and train and optimize get a shorter run appended.
+address is the test cluster's, and train, tune and optimize get a shorter run appended. No line names a
+path: every output must land under the cluster's storage root (``MLRAY_STORAGE__URI``, the project's
+runs/storage), where the next job of the pipeline finds it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ pytestmark = pytest.mark.slow
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 DOCUMENTED_ADDRESS = "--address http://127.0.0.1:8265"
-SHORTER = {"train": " --set training.num_epochs=2", "optimize": " --set solver.time_limit=5"}
+PIPELINE = ["preprocess", "materialize", "train", "tune", "optimize", "batch_predict"]
+SHORTER = {
+    "train": " --set training.num_epochs=2",
+    "tune": " --set num_samples=2 --set 'overrides=[training.num_epochs=2, training.early_stopping.enabled=false]'",
+    "optimize": " --set solver.time_limit=5",
+}
+
+
+CONFIG_FILES = {"preprocess": "preprocessing.yaml", "materialize": "features.yaml", "train": "training.yaml",
+                "tune": "tune.yaml", "optimize": "or_tools.yaml", "batch_predict": "batch_inference.yaml"}
 
 
 def documented_submissions() -> dict[str, str]:
@@ -37,8 +48,10 @@ def documented_submissions() -> dict[str, str]:
 
 def test_readme_documents_a_submission_for_each_job_step():
     submissions = documented_submissions()
-    assert list(submissions) == ["preprocess", "train", "optimize", "batch_predict"], submissions
-    assert all(DOCUMENTED_ADDRESS in line and "--working-dir . --" in line for line in submissions.values())
+    assert list(submissions) == PIPELINE, submissions
+    for job, line in submissions.items():
+        assert line == (f"ray job submit {DOCUMENTED_ADDRESS} --working-dir . -- python -m jobs.{job} "
+                        f"--config configs/{CONFIG_FILES[job]}"), line
 
 
 def test_documented_job_submissions_run_on_the_cluster(local_cluster):
@@ -50,16 +63,28 @@ def test_documented_job_submissions_run_on_the_cluster(local_cluster):
         assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
         summaries[job] = job_summary(result.stdout, job)
 
-    # Outputs landed in the project folder (absolute locations), not in Ray's throwaway copy of it.
-    assert (project / "data/processed/training.parquet").is_file()
+    # Outputs landed under the cluster's storage root (the project's runs/storage), not in Ray's
+    # throwaway copy of the folder, and each job found what the one before it wrote there.
+    root = project / "runs/storage"
+    assert summaries["preprocess"]["artifacts"]["training"] == str(root / "data/processed/training.parquet")
+    materialized = summaries["materialize"]
+    assert materialized["status"] == "ok" and materialized["views"]["driver_hourly_stats"]["source_rows"] > 0
+    assert {"registry.db", "online_store.db"} <= {p.name for p in (root / "feature_store").iterdir()}
     trained = summaries["train"]
     assert trained["status"] == "completed" and trained["epochs_completed"] == 2, trained
-    assert Path(trained["checkpoint_uri"]).is_relative_to(project / "runs/storage")
-    assert Storage(str(project / "runs/storage/mlray-train/model")).list()
+    assert Path(trained["checkpoint_uri"]).is_relative_to(root)
+    assert trained["model_uri"] == str(root / "mlray-train/model") and Storage(trained["model_uri"]).list()
+    tuned = summaries["tune"]
+    assert tuned["status"] == "completed" and len(tuned["trials"]) == 2, tuned
+    assert Path(tuned["best_checkpoint_uri"]).is_relative_to(root / "mlray-tune")
     solved = summaries["optimize"]
-    assert solved["feasible"], solved
-    predictions = pd.read_parquet(project / "runs/predictions")
-    assert len(predictions) == len(pd.read_parquet(project / "data/processed/training.parquet"))
+    assert solved["feasible"] and solved["problem"] == "ft06", solved
+    assert Path(solved["plots"]["gantt"]).is_relative_to(root / "optimize/mlray-optimize")
+    predicted = summaries["batch_predict"]
+    assert predicted["output_uri"] == str(root / "predictions")
+    predictions = pd.read_parquet(root / "predictions")
+    assert len(predictions) == summaries["preprocess"]["rows"]["training"]
+    assert not (project / "data").exists()  # nothing relative to a working directory
 
     # MLflow: the cluster's server (HTTP), whose store is the project's runs/mlflow.db.
     mlflow = MlflowClient(local_cluster.ports.mlflow_url)

@@ -40,9 +40,11 @@ def test_local_configuration_is_the_default(monkeypatch):
     assert repo.provider == "local" and repo.entity_key_serialization_version == 3
     assert isinstance(repo.offline_store, DaskOfflineStoreConfig)  # Feast's "file" offline store
     assert isinstance(repo.online_store, SqliteOnlineStoreConfig)
-    assert (repo.repo_path / repo.registry.path).resolve() == PROJECT_ROOT / "data" / "feature_store" / "registry.db"
+    # Data and state under storage.uri (runs/storage made absolute against the working directory).
+    root = PROJECT_ROOT / "runs" / "storage"
+    assert (repo.repo_path / repo.registry.path).resolve() == root / "feature_store" / "registry.db"
     source = definitions(config).driver_stats_source
-    assert isinstance(source, FileSource) and source.path == str(PROJECT_ROOT / "data" / "processed" / "driver_stats.parquet")
+    assert isinstance(source, FileSource) and source.path == str(root / "data" / "processed" / "driver_stats.parquet")
 
 
 def test_gcp_configuration_validates_with_feasts_config_classes(monkeypatch):
@@ -136,7 +138,7 @@ def test_relative_store_paths_resolve_against_the_repository_not_the_working_dir
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "feature_store.yaml").write_text(
-        (REPO_PATH / "feature_store.yaml").read_text().replace("../../data/feature_store", "state")
+        (REPO_PATH / "feature_store.yaml").read_text().replace("../../runs/storage/feature_store", "state")
     )
     config = fresh_setup.config.model_copy(deep=True)
     config.repo.path, config.repo.state_dir = str(repo), None
