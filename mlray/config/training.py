@@ -24,7 +24,9 @@ from mlray.config.sections import (
 )
 from mlray.storage.locations import LOCATION_EXPECTED, check_location
 
-DATA_PATH_KWARG = "path"  # the loader argument that names the data: a location under storage.uri
+# Loader arguments that name data (parquet_frame's path, the feature-service loader's entity_source):
+# locations, resolved under storage.uri when relative.
+DATA_LOCATION_KWARGS = ("path", "entity_source")
 BUILTIN_METRICS = ("accuracy", "precision", "recall", "f1", "mae", "mse", "rmse")
 
 
@@ -121,31 +123,32 @@ class DataSection(ConfigModel):
 
     loader: str = "mlray.train.loaders:parquet_frame"
     kwargs: dict[str, Any] = Field(
-        default_factory=lambda: {DATA_PATH_KWARG: "data/processed/training.parquet"},
-        description="Arguments of the loader. Its `path`, when given, is a location: a relative path lies "
-        "under storage.uri; an absolute path or gs:// URI is taken as is.",
+        default_factory=lambda: {"path": "data/processed/training.parquet"},
+        description="Arguments of the loader. Its `path` or `entity_source`, when given, is a location: a "
+        "relative path lies under storage.uri; an absolute path or gs:// URI is taken as is.",
     )
 
     _check_loader = field_validator("loader")(classmethod(lambda cls, v: _check_import_path(v)))
 
     @field_validator("kwargs")
     @classmethod
-    def _path_is_a_location(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
-        path = kwargs.get(DATA_PATH_KWARG)
-        if path is not None:
-            if not isinstance(path, str):
-                raise ValueError(f"path: {LOCATION_EXPECTED}, got {type(path).__name__}")
+    def _data_arguments_are_locations(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        for name in DATA_LOCATION_KWARGS:
+            location = kwargs.get(name)
+            if location is None:
+                continue
+            if not isinstance(location, str):
+                raise ValueError(f"{name}: {LOCATION_EXPECTED}, got {type(location).__name__}")
             try:
-                check_location(path)
+                check_location(location)
             except ValueError as exc:
-                raise ValueError(f"path: {exc} (got {path!r})") from None
+                raise ValueError(f"{name}: {exc} (got {location!r})") from None
         return kwargs
 
     def loader_kwargs(self, storage: StorageConfig) -> dict[str, Any]:
-        """``kwargs`` with ``path`` resolved under ``storage.uri`` when relative."""
-        if DATA_PATH_KWARG not in self.kwargs:
-            return dict(self.kwargs)
-        return {**self.kwargs, DATA_PATH_KWARG: storage.location(self.kwargs[DATA_PATH_KWARG])}
+        """``kwargs`` with the data locations (``DATA_LOCATION_KWARGS``) resolved under ``storage.uri``."""
+        return {name: storage.location(value) if name in DATA_LOCATION_KWARGS and value is not None else value
+                for name, value in self.kwargs.items()}
 
 
 class ModelSection(ConfigModel):

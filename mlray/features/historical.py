@@ -5,7 +5,7 @@ Named in ``configs/training.yaml``::
     data:
       loader: mlray.features.historical:feature_service_training_data
       kwargs:
-        entity_source: data/processed/trips.parquet   # driver_id, event_timestamp, trip_distance_km, completed
+        entity_source: data/processed/trips.parquet   # under storage.uri; driver_id, event_timestamp, ...
         features_config: configs/features.yaml         # repository, stores, default feature service
         feature_service: driver_trips_v1
 
