@@ -1,4 +1,4 @@
-"""Portfolio optimisation: ``python -m jobs.optimize --config configs/or_tools.yaml --set problem.path=jsp/ft06``.
+"""Portfolio optimisation: ``python -m jobs.optimize --config configs/or_tools.yaml [--set problem.path=X]``.
 
 Progress (incumbent, bound, gap, arm) goes to the log; the last stdout line is
 the JSON summary. Runs the same under ``ray job submit``. ``problem.path``: a shipped instance

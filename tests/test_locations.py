@@ -101,7 +101,9 @@ def test_an_invalid_location_is_refused_at_load_naming_the_field(model, config_f
     assert "relative ones lie under storage.uri" in message, message
 
 
-def test_the_feast_repository_is_found_beside_its_config_file_not_in_the_working_directory(tmp_path, monkeypatch):
+def test_the_feast_repository_is_found_beside_its_config_file_not_in_the_working_directory(
+    tmp_path, monkeypatch
+):
     from mlray.features.store import raw_store_config
 
     monkeypatch.chdir(tmp_path)
@@ -160,7 +162,8 @@ def run_job_elsewhere(cwd: Path, env: dict[str, str], job: str, config: str, *ov
     command = [sys.executable, "-m", f"jobs.{job}", "--config", str(CONFIGS / config)]
     for override in overrides:
         command += ["--set", override]
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                            check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return job_summary(result.stdout, job)
 
@@ -169,7 +172,7 @@ def elsewhere_env(storage_uri: str, ray_address: str, tracking_uri: str | None =
     from mlray.cluster.local import client_env
 
     env = client_env()
-    env.update({"PYTHONPATH": str(PROJECT_ROOT), "RAY_ADDRESS": ray_address, "MLRAY_STORAGE__URI": storage_uri})
+    env.update(PYTHONPATH=str(PROJECT_ROOT), RAY_ADDRESS=ray_address, MLRAY_STORAGE__URI=storage_uri)
     if tracking_uri is not None:
         env["MLRAY_MLFLOW__TRACKING_URI"] = tracking_uri
     return env
@@ -186,7 +189,8 @@ def test_preprocess_train_batch_predict_and_optimize_from_an_empty_directory_wri
     env = elsewhere_env(gcs_uri, ray_cluster.gcs_address, mlflow_server.url)
     bucket = Storage(gcs_uri)
 
-    preprocessed = run_job_elsewhere(cwd, env, "preprocess", "preprocessing.yaml", "driver_trips.num_trips=2000")
+    smaller = "driver_trips.num_trips=2000"
+    preprocessed = run_job_elsewhere(cwd, env, "preprocess", "preprocessing.yaml", smaller)
     assert preprocessed["artifacts"]["training"] == f"{gcs_uri}/data/processed/training.parquet"
     assert bucket.list("data/processed") == ["driver_stats.parquet", "training.parquet", "trips.parquet"]
 
@@ -223,7 +227,7 @@ def test_preprocess_and_materialize_from_an_empty_directory_keep_data_and_featur
     env = elsewhere_env(str(root), ray_cluster.gcs_address)
 
     run_job_elsewhere(cwd, env, "preprocess", "preprocessing.yaml", "driver_trips.num_trips=2000")
-    materialized = run_job_elsewhere(cwd, env, "materialize", "features.yaml", "materialize.end=2030-01-01T00:00:00")
+    materialized = run_job_elsewhere(cwd, env, "materialize", "features.yaml", "materialize.end=2030-01-01")
     assert materialized["status"] == "ok", materialized
     assert materialized["views"]["driver_hourly_stats"]["source_rows"] > 0
     assert sorted(p.name for p in (root / "feature_store").iterdir()) == ["online_store.db", "registry.db"]

@@ -25,8 +25,8 @@ class BatchSection(ConfigModel):
     )
     model_uri: ModelLocation = Field(
         default="mlray-train/model",
-        description="Bundle folder (what jobs.train writes to <storage.uri>/<run_name>/model) or models:/ URI."
-        + UNDER_STORAGE,
+        description="Bundle folder (what jobs.train writes to <storage.uri>/<run_name>/model) or models:/ "
+        "URI." + UNDER_STORAGE,
     )
     feature_names: list[str] | None = Field(
         default=None, description="Input columns of MLflow models without a signature."

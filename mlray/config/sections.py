@@ -73,7 +73,7 @@ class RayConfig(ConfigModel):
 
 
 Location = Annotated[str, AfterValidator(check_location)]
-"""A job's input or output: relative paths lie under ``storage.uri``; absolute paths and gs:// URIs as given."""
+"""A job's input or output: relative paths lie under ``storage.uri``; absolute paths, gs:// URIs as given."""
 
 ModelLocation = Annotated[str, AfterValidator(check_model_location)]
 """A model bundle's location (as ``Location``) or a registered MLflow model, ``models:/<name>@<alias>``."""
@@ -86,7 +86,7 @@ class StorageConfig(ConfigModel):
 
     uri: Annotated[StorageUri, AfterValidator(local_root)] = Field(
         default="runs/storage",
-        description="Root of every relative location (data, checkpoints, models, predictions, feature store). "
+        description="Root of every relative location (data, checkpoints, models, predictions, features). "
         "A relative local path is made absolute against the working directory when the config is loaded.",
     )
     stale_temp_after_s: PositiveFloat = Field(

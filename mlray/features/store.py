@@ -61,9 +61,11 @@ def raw_store_config(config: FeaturesConfig) -> dict[str, Any]:
         online = raw.get("online_store") or {"type": "sqlite"}
         if online.get("type", "sqlite") == "sqlite":
             if is_url(state_dir):
-                raise ValueError(f"repo.state_dir: the SQLite online store needs a local folder, got {state_dir} "
-                                 "(a gs:// storage.uri puts a relative state_dir there): set repo.state_dir to an "
-                                 "absolute local path, or use a remote online store (feature_store.gcp.yaml)")
+                raise ValueError(
+                    f"repo.state_dir: the SQLite online store needs a local folder, got {state_dir} (a gs:// "
+                    "storage.uri puts a relative state_dir there): set repo.state_dir to an absolute local "
+                    "path, or use a remote online store (feature_store.gcp.yaml)"
+                )
             raw["online_store"] = {**online, "path": str(Path(state_dir) / ONLINE_STORE_FILE)}
     return raw
 

@@ -34,7 +34,7 @@ def problem_location(path: str, storage: StorageConfig) -> str:
 
 
 def load_problem(path: str | None, kind: ProblemKind, storage: StorageConfig) -> Problem:
-    """Read the problem that ``problem.path`` names (see the module's docstring); ProblemError if it cannot."""
+    """Read the problem ``problem.path`` names (see the module's docstring); ProblemError if it cannot."""
     if path is None:
         raise ProblemError("problem.path: expected a problem file or a shipped instance name, got null")
     location = problem_location(path, storage)

@@ -26,7 +26,8 @@ DOCUMENTED_ADDRESS = "--address http://127.0.0.1:8265"
 PIPELINE = ["preprocess", "materialize", "train", "tune", "optimize", "batch_predict"]
 SHORTER = {
     "train": " --set training.num_epochs=2",
-    "tune": " --set num_samples=2 --set 'overrides=[training.num_epochs=2, training.early_stopping.enabled=false]'",
+    "tune": " --set num_samples=2"
+            " --set 'overrides=[training.num_epochs=2, training.early_stopping.enabled=false]'",
     "optimize": " --set solver.time_limit=5",
 }
 
