@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlray.serve.client", description=main.__doc__)
     parser.add_argument("url", help="the Serve app, e.g. http://127.0.0.1:8000")
     parser.add_argument("--data", default="runs/storage/data/processed/training.parquet",
-                        help="rows to send (jobs.preprocess writes them under storage.uri, default runs/storage)")
+                        help="rows to send (jobs.preprocess writes them under storage.uri)")
     parser.add_argument("--count", type=int, default=5)
     parser.add_argument("--api-key", default=None, help="sent as 'Authorization: Bearer KEY'")
     args = parser.parse_args(argv)
