@@ -117,6 +117,17 @@ def start_head(
     temp_dir: Path = CLUSTER_TEMP_DIR,
 ) -> None:
     """``ray start --head`` on loopback; raises CalledProcessError if it fails."""
+    ensure_auth_token()
+    # Workers and job drivers inherit the head's environment: interpreter, storage and MLflow must be in it.
+    env = interpreter_first_on_path(client_env())
+    env.update(worker_env_vars())
+    env.update(extra_env or {})
+    subprocess.run(head_command(ports, num_cpus, temp_dir), check=True, env=env, stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def head_command(ports: LocalClusterPorts, num_cpus: int | None, temp_dir: Path) -> list[str]:
+    """The ``ray start --head`` command line of a loopback head on ``ports``."""
     command = [
         ray_executable(),
         "start",
@@ -134,12 +145,7 @@ def start_head(
     ]
     if num_cpus is not None:
         command.append(f"--num-cpus={num_cpus}")
-    ensure_auth_token()
-    # Workers and job drivers inherit the head's environment: interpreter, storage and MLflow must be in it.
-    env = interpreter_first_on_path(client_env())
-    env.update(worker_env_vars())
-    env.update(extra_env or {})
-    subprocess.run(command, check=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return command
 
 
 def cluster_processes(temp_dir: Path = CLUSTER_TEMP_DIR) -> list[int]:

@@ -196,8 +196,8 @@ class JobsSection(ConfigModel):
     )
     overrides: dict[str, list[str]] = Field(
         default_factory=lambda: {"optimize": ["problem.path=jsp/ft06"]},
-        description="Extra `--set KEY=VALUE` overrides of a RayJob's entrypoint, by job (train, tune, optimize, "
-        "preprocess, batch-predict, materialize); checked against the job's config at render time. "
+        description="Extra `--set KEY=VALUE` overrides of a RayJob's entrypoint, by job (train, tune, "
+        "optimize, preprocess, batch-predict, materialize); checked against the job's config at render time. "
         "The optimize job needs a problem: a shipped instance (mlray/optimize/instances) or a gs:// file.",
     )
     submitter: SubmitterResources = SubmitterResources()

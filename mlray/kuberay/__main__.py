@@ -9,7 +9,14 @@ from pathlib import Path
 from mlray.config.kuberay import KubeRayConfig
 from mlray.config.loader import ConfigError, load_config
 from mlray.kuberay import crds
-from mlray.kuberay.render import KUBERAY_CONFIG, InvalidRenderConfig, RenderInputs, load_documents, render, write
+from mlray.kuberay.render import (
+    KUBERAY_CONFIG,
+    InvalidRenderConfig,
+    RenderInputs,
+    load_documents,
+    render,
+    write,
+)
 
 DOCKERFILE = Path("image/Dockerfile")
 

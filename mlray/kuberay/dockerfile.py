@@ -74,6 +74,36 @@ def build_args(instructions: list[Instruction]) -> dict[str, str]:
     return args
 
 
+@dataclass(frozen=True)
+class Copy:
+    """One ``COPY``: build-context sources and the destination (relative to WORKDIR unless absolute)."""
+
+    line: int
+    sources: list[str]
+    destination: str
+
+
+def copies(instructions: list[Instruction]) -> list[Copy]:
+    """The ``COPY`` instructions in order, flags (``--chown=``) left out."""
+    found = []
+    for instruction in instructions:
+        if instruction.keyword == "COPY":
+            parts = [p for p in shlex.split(instruction.value) if not p.startswith("--")]
+            found.append(Copy(instruction.line, parts[:-1], parts[-1]))
+    return found
+
+
+def image_env(instructions: list[Instruction]) -> dict[str, str]:
+    """What the ``ENV`` instructions (``KEY=VALUE`` form) put in every container's environment."""
+    env = {}
+    for instruction in instructions:
+        if instruction.keyword == "ENV":
+            for word in shlex.split(instruction.value):
+                name, _, value = word.partition("=")
+                env[name] = value
+    return env
+
+
 def pip_install_problems(instructions: list[Instruction], args: dict[str, str]) -> list[str]:
     """Every ``pip install`` either checks hashes or downloads nothing."""
     problems, hashed = [], False
@@ -154,11 +184,8 @@ def check(dockerfile: Path, context: Path, ray_version: str, python_tag: str = "
     problems += pip_install_problems(instructions, args)
     problems += hash_file_problems(context)
 
-    for instruction in by_keyword.get("COPY", []):
-        parts = [p for p in shlex.split(instruction.value) if not p.startswith("--")]
-        for source in parts[:-1]:
+    for copy in copies(instructions):
+        for source in copy.sources:
             if not (context / source).exists():
-                problems.append(
-                    f"line {instruction.line}: COPY source {source!r} is not in the build context"
-                )
+                problems.append(f"line {copy.line}: COPY source {source!r} is not in the build context")
     return problems

@@ -98,7 +98,9 @@ class EntrypointOverridesError(InvalidRenderConfig):
     """A RayJob entrypoint whose ``--set`` overrides its job's config would refuse."""
 
 
-def check_entrypoint_overrides(config: KubeRayConfig, job_settings: list[JobSettings], configs_dir: Path) -> None:
+def check_entrypoint_overrides(
+    config: KubeRayConfig, job_settings: list[JobSettings], configs_dir: Path
+) -> None:
     """Load each job's config with its entrypoint's overrides, as the job will: a field that does not exist
     or a bad value fails the render, not the RayJob on the cluster."""
     commands = [settings.workload.command for settings in job_settings]

@@ -36,5 +36,6 @@ def test_a_submitted_jobs_runtime_env_vars_are_not_named_again_by_ray_init(monke
     propagated = {"GOOGLE_CLOUD_PROJECT": "p", "STORAGE_EMULATOR_HOST": "http://127.0.0.1:1"}
     monkeypatch.delenv(JOB_CONFIG_ENV, raising=False)
     assert without_job_env_vars(propagated) == propagated
-    monkeypatch.setenv(JOB_CONFIG_ENV, json.dumps({"runtime_env": {"env_vars": {"GOOGLE_CLOUD_PROJECT": "p"}}}))
+    job_config = {"runtime_env": {"env_vars": {"GOOGLE_CLOUD_PROJECT": "p"}}}
+    monkeypatch.setenv(JOB_CONFIG_ENV, json.dumps(job_config))
     assert without_job_env_vars(propagated) == {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:1"}

@@ -231,7 +231,8 @@ def test_render_refuses_an_entrypoint_override_its_job_would_refuse(tmp_path):
     shutil.copytree(PROJECT_ROOT / "configs", tmp_path / "configs")
     kuberay = tmp_path / "configs" / "kuberay.yaml"
     data = yaml.safe_load(kuberay.read_text())
-    data["jobs"] = {**data.get("jobs", {}), "overrides": {"optimize": ["problem.no_such_field=1"], "trian": []}}
+    overrides = {"optimize": ["problem.no_such_field=1"], "trian": []}
+    data["jobs"] = {**data.get("jobs", {}), "overrides": overrides}
     kuberay.write_text(yaml.safe_dump(data))
     with pytest.raises(EntrypointOverridesError) as info:
         render(RenderInputs.from_project(tmp_path))
