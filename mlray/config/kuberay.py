@@ -279,6 +279,43 @@ class NetworkSection(ConfigModel):
     )
 
 
+PromDuration = Annotated[str, Field(pattern=r"^(0|([0-9]+(ms|s|m|h|d))+)$")]
+
+
+class AlertsSection(ConfigModel):
+    """Thresholds of the alert rules (clusters/monitoring/prometheusrule.yaml, ``mlray.kuberay.alerts``)."""
+
+    enabled: bool = True
+    evaluation_interval: PromDuration = "30s"
+    hold_for: PromDuration = Field(
+        default="5m", description="How long a condition must hold before its alert fires (the rules' `for`)."
+    )
+    serving_window: PromDuration = Field(
+        default="5m", description="Window of the serving error and latency rates."
+    )
+    serving_error_ratio: float = Field(
+        default=0.05, gt=0, le=1,
+        description="Failed / all prediction requests of a version, over serving_window.",
+    )
+    serving_p99_seconds: float = Field(default=1.0, gt=0, description="p99 prediction latency of a role.")
+    training_stalled_for: PromDuration = Field(
+        default="15m", description="A live training run with no optimizer step for this long."
+    )
+    training_checkpoint_max_age_seconds: float = Field(
+        default=3600, gt=0, description="A live training run whose last durable checkpoint is older."
+    )
+    preemptions_window: PromDuration = "1h"
+    preemptions_max: PositiveInt = Field(
+        default=3, description="Preemption notices of one run within preemptions_window that page."
+    )
+    solver_no_improvement_seconds: float = Field(
+        default=1800, gt=0, description="A live optimization whose incumbent has not improved for this long."
+    )
+    feature_age_ttl_factor: float = Field(
+        default=1.0, gt=0, description="Alert when served features are older than this many times their TTL."
+    )
+
+
 class MonitoringSection(ConfigModel):
     metrics_port: PositiveInt = 8080
     scrape_interval: str = Field(default="30s", pattern=r"^[0-9]+(ms|s|m|h)$")
@@ -291,6 +328,7 @@ class MonitoringSection(ConfigModel):
     grafana_iframe_url: str = Field(
         default="https://grafana.example.com", description="Grafana as browsers reach it."
     )
+    alerts: AlertsSection = AlertsSection()
 
 
 class MlflowDatabaseSection(ConfigModel):

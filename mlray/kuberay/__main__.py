@@ -42,7 +42,7 @@ def run_validate(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: CRD directories not found: {', '.join(missing)} (use --crds)", file=sys.stderr)
         return 2
-    files = sorted(args.directory.glob("*.yaml"))
+    files = sorted([*args.directory.glob("*.yaml"), *args.directory.glob("monitoring/*.yaml")])
     documents = [(str(path), document) for path, document in load_documents(files)]
     problems = [
         str(p)

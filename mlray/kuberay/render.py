@@ -17,7 +17,7 @@ import yaml
 
 from mlray.config.kuberay import KubeRayConfig
 from mlray.config.loader import ConfigError, load_config
-from mlray.kuberay import manifests
+from mlray.kuberay import alerts, manifests
 from mlray.kuberay.mlflow_server import mlflow_server_manifests
 from mlray.kuberay.pods import Manifest, spot_termination_grace
 from mlray.kuberay.workloads import JOBS, JobSettings, all_job_settings, load_job_config, serve_settings
@@ -190,6 +190,8 @@ def render(inputs: RenderInputs) -> dict[str, str]:
         "networkpolicies.yaml": dump_documents(manifests.network_policies(config, refs)),
         "monitoring.yaml": dump_documents(manifests.monitors(config)),
     }
+    if config.monitoring.alerts.enabled:
+        files[alerts.RULES_FILE] = dump_documents([alerts.prometheus_rule(config)], [alerts.NOTE])
     if config.mlflow_server.enabled:
         files["mlflow.yaml"] = dump_documents(
             mlflow_server_manifests(config),
@@ -214,6 +216,7 @@ def write(files: dict[str, str], out_dir: Path) -> list[Path]:
     written = []
     for name, text in sorted(files.items()):
         path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)  # monitoring/ holds the alert rules
         path.write_text(text)
         written.append(path)
     return written

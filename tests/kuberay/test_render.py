@@ -23,7 +23,9 @@ def only_document(text: str) -> dict:
 
 
 def test_committed_manifests_match_a_fresh_render(fresh_render):
-    committed = {path.name for path in CLUSTERS.glob("*.yaml")}
+    committed = {
+        str(path.relative_to(CLUSTERS)) for path in [*CLUSTERS.glob("*.yaml"), *CLUSTERS.glob("monitoring/*.yaml")]
+    }
     assert committed == set(fresh_render), RERENDER
     for name, text in fresh_render.items():
         assert (CLUSTERS / name).read_text() == text, (
