@@ -195,10 +195,10 @@ class JobsSection(ConfigModel):
         "expands; GOOGLE_CLOUD_PROJECT is always gcp.project.",
     )
     overrides: dict[str, list[str]] = Field(
-        default_factory=lambda: {"optimize": ["problem.path=jsp/ft06"]},
+        default_factory=dict,
         description="Extra `--set KEY=VALUE` overrides of a RayJob's entrypoint, by job (train, tune, "
-        "optimize, preprocess, batch-predict, materialize); checked against the job's config at render time. "
-        "The optimize job needs a problem: a shipped instance (mlray/optimize/instances) or a gs:// file.",
+        "optimize, preprocess, batch-predict, materialize), e.g. {optimize: [problem.path=gs://b/p.vrp]} "
+        "(the default problem is configs/or_tools.yaml's); checked against the job's config at render time.",
     )
     submitter: SubmitterResources = SubmitterResources()
 
