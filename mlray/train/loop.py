@@ -279,6 +279,7 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
                 log.warning("stopping at epoch %d: %s", epoch, stop.value)
             session.after_stop()
             break
+    observed.finished()
     return last
 
 
