@@ -51,11 +51,12 @@ def alert_list(alerts: AlertsSection) -> list[Alert]:
     requests = _rate(serve.REQUESTS.exported, window, by_version)
     latency = _rate(serve.LATENCY.series[0], window, "application, role, le")
     steps = f"sum by (run) (increase({train.STEPS.exported}[{alerts.training_stalled_for}]))"
-    live_runs = f"sum by (run) (count_over_time({train.EPOCH.exported}[{alerts.training_stalled_for}]))"
+    running = f"(max by (run) ({train.RUNNING.exported}) == 1)"
+    arms_running = f'(max by (run, problem) ({optimize.ARM_STATE.exported}{{state="running"}}) == 1)'
     checkpoint_age = f"time() - max by (run) ({train.LAST_CHECKPOINT.exported})"
     notices = (f"sum by (run) (max_over_time({train.PREEMPTIONS.exported}"
                f"[{alerts.preemptions_window}]))")
-    improved_ago = f"time() - max by (run, instance) ({optimize.LAST_IMPROVEMENT.exported})"
+    improved_ago = f"time() - max by (run, problem) ({optimize.LAST_IMPROVEMENT.exported})"
     served_age = f"max by (feature_service) ({features.SERVED_AGE.exported})"
     ttl = f"min by (feature_service) ({features.TTL.exported})"
     return [
@@ -88,17 +89,17 @@ def alert_list(alerts: AlertsSection) -> list[Alert]:
         ),
         Alert(
             "MlrayTrainingStalled",
-            f"({steps} == 0) and on (run) ({live_runs} > 0)",
+            f"({steps} == 0) and on (run) {running}",
             "page",
             "Training run {{ $labels.run }} took no step for " + alerts.training_stalled_for,
-            "The run's workers export metrics but took no optimizer step for "
+            "The run's training loop runs but took no optimizer step for "
             f"{alerts.training_stalled_for} (monitoring.alerts.training_stalled_for): a hung collective, "
             "a stuck data loader or workers waiting for resources.",
             hold=False,
         ),
         Alert(
             "MlrayTrainingCheckpointTooOld",
-            f"({checkpoint_age}) > {alerts.training_checkpoint_max_age_seconds:g}",
+            f"({checkpoint_age}) > {alerts.training_checkpoint_max_age_seconds:g} and on (run) {running}",
             "warning",
             "Training run {{ $labels.run }} has no durable checkpoint for {{ $value | humanizeDuration }}",
             "A preemption now would lose more than "
@@ -118,9 +119,10 @@ def alert_list(alerts: AlertsSection) -> list[Alert]:
         ),
         Alert(
             "MlraySolverNotImproving",
-            f"({improved_ago}) > {alerts.solver_no_improvement_seconds:g}",
+            f"({improved_ago}) > {alerts.solver_no_improvement_seconds:g} "
+            f"and on (run, problem) {arms_running}",
             "warning",
-            "Solver run {{ $labels.run }} on {{ $labels.instance }} has not improved for "
+            "Solver run {{ $labels.run }} on {{ $labels.problem }} has not improved for "
             "{{ $value | humanizeDuration }}",
             f"The incumbent did not improve for {alerts.solver_no_improvement_seconds:g} s "
             "(monitoring.alerts.solver_no_improvement_seconds): stop the run or give it other arms.",

@@ -88,6 +88,12 @@ class Recorder:
         if self.enabled and value > 0:
             spec.create().inc(value, tags=self._tags(spec, labels))
 
+    def start_at_zero(self, spec: MetricSpec, **labels: str) -> None:
+        """Export a counter at 0 before its first event, so "none yet" is data (rates and alerts see it)
+        rather than a missing series. Ray's ``inc`` refuses 0, its ``_record`` adds 0 to the sum."""
+        if self.enabled and spec.kind == "counter":
+            spec.create()._record(0.0, tags=self._tags(spec, labels))
+
     def set(self, spec: MetricSpec, value: float | None, **labels: str) -> None:
         if self.enabled and value is not None:
             spec.create().set(float(value), tags=self._tags(spec, labels))

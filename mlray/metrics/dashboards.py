@@ -54,7 +54,7 @@ def quantile(q: float, histogram: str, by: str, selector: str = "") -> str:
 
 
 RUN = '{run=~"$run"}'
-SOLVE = '{run=~"$run", instance=~"$instance"}'
+SOLVE = '{run=~"$run", problem=~"$problem"}'
 APP = '{application=~"$application"}'
 
 TRAINING = Dashboard("mlray-training", "mlray / Training", (
@@ -77,21 +77,21 @@ TRAINING = Dashboard("mlray-training", "mlray / Training", (
 
 OPTIMIZATION = Dashboard("mlray-optimization", "mlray / Optimization", (
     Panel("Incumbent objective and best bound", (
-        Query(f"min by (run, instance) ({optimize.INCUMBENT.exported}{SOLVE})", "{{instance}} incumbent"),
-        Query(f"max by (run, instance) ({optimize.BOUND.exported}{SOLVE})", "{{instance}} bound"),
+        Query(f"min by (run, problem) ({optimize.INCUMBENT.exported}{SOLVE})", "{{problem}} incumbent"),
+        Query(f"max by (run, problem) ({optimize.BOUND.exported}{SOLVE})", "{{problem}} bound"),
     )),
-    Panel("Gap to best known", (Query(f"min by (run, instance) ({optimize.GAP.exported}{SOLVE})",
-                                      "{{instance}}"),), "percentunit"),
+    Panel("Gap to best known", (Query(f"min by (run, problem) ({optimize.GAP.exported}{SOLVE})",
+                                      "{{problem}}"),), "percentunit"),
     Panel("Seconds since the last improvement",
-          (Query(f"time() - max by (run, instance) ({optimize.LAST_IMPROVEMENT.exported}{SOLVE})",
-                 "{{instance}}"),), "s"),
+          (Query(f"time() - max by (run, problem) ({optimize.LAST_IMPROVEMENT.exported}{SOLVE})",
+                 "{{problem}}"),), "s"),
     Panel("Improvements per arm",
           (Query(f"sum by (arm) ({optimize.IMPROVEMENTS.exported}{SOLVE})", "{{arm}}"),)),
     Panel("Rounds per arm", (Query(f"sum by (arm) ({optimize.ROUNDS.exported}{SOLVE})", "{{arm}}"),)),
     Panel("Threads per arm", (Query(f"max by (arm) ({optimize.THREADS.exported}{SOLVE})", "{{arm}}"),)),
     Panel("Arm state", (Query(f"max by (arm, state) ({optimize.ARM_STATE.exported}{SOLVE}) == 1",
                               "{{arm}}: {{state}}"),)),
-), (("run", optimize.INCUMBENT.exported), ("instance", optimize.INCUMBENT.exported)))
+), (("run", optimize.INCUMBENT.exported), ("problem", optimize.INCUMBENT.exported)))
 
 FEATURES = Dashboard("mlray-features", "mlray / Features", (
     Panel("Rows materialized", (Query(f"sum by (view) ({features.ROWS.exported})", "{{view}}"),)),
@@ -132,7 +132,7 @@ OVERVIEW = Dashboard("mlray-overview", "mlray / Overview", (
     Panel("Features: age of served features and their TTL", FEATURES.panels[3].queries, "s"),
     Panel("Serving: requests per second, canary vs stable", SERVING.panels[0].queries, "reqps"),
     Panel("Serving: error ratio, canary vs stable", SERVING.panels[1].queries, "percentunit"),
-), (("run", train.EPOCH.exported), ("instance", optimize.INCUMBENT.exported),
+), (("run", train.EPOCH.exported), ("problem", optimize.INCUMBENT.exported),
     ("application", serve.REQUESTS.exported)))
 
 DASHBOARDS = (OVERVIEW, TRAINING, OPTIMIZATION, FEATURES, SERVING)

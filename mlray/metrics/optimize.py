@@ -1,4 +1,4 @@
-"""Optimization metrics, by run and instance (and arm): the portfolio driver records the store's view,
+"""Optimization metrics, by run and problem (and arm): the portfolio driver records the store's view,
 each arm actor its own rounds."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from mlray.metrics.base import MetricSpec, Recorder
 
-RUN = ("run", "instance")
+RUN = ("run", "problem")  # not "instance": Prometheus sets that to the scrape target
 INCUMBENT = MetricSpec(
     "mlray_optimize_incumbent_objective", "gauge", "Objective of the best solution found.", RUN
 )
@@ -40,9 +40,9 @@ ALL = (INCUMBENT, BOUND, GAP, LAST_IMPROVEMENT, IMPROVEMENTS, ROUNDS, THREADS, A
 
 
 class OptimizeMetrics(Recorder):
-    def __init__(self, enabled: bool, run: str, instance: str, scale: float = 1.0,
+    def __init__(self, enabled: bool, run: str, problem: str, scale: float = 1.0,
                  best_known: float | None = None):
-        super().__init__(enabled, run=run, instance=instance)
+        super().__init__(enabled, run=run, problem=problem)
         self.scale = scale
         self.best_known = best_known
         self._improvements_seen: Counter[str] = Counter()

@@ -10,6 +10,11 @@ from typing import Any
 from mlray.metrics.base import SECONDS_BUCKETS, MetricSpec, Recorder
 
 EPOCH = MetricSpec("mlray_train_epoch", "gauge", "Last completed epoch.", ("run",))
+RUNNING = MetricSpec(
+    "mlray_train_running", "gauge",
+    "1 while the run's training loop runs, 0 once it ended (Ray keeps exporting an ended worker's metrics).",
+    ("run",),
+)
 STEPS = MetricSpec("mlray_train_steps", "counter", "Optimizer steps taken, per worker rank.", ("run", "rank"))
 SAMPLES = MetricSpec(
     "mlray_train_samples", "counter",
@@ -41,7 +46,8 @@ PREEMPTIONS = MetricSpec(
 )
 
 ALL = (
-    EPOCH, STEPS, SAMPLES, LOSS, LAST_CHECKPOINT, CHECKPOINT_DURATION, CHECKPOINT_SIZE, RESTARTS, PREEMPTIONS
+    RUNNING, EPOCH, STEPS, SAMPLES, LOSS, LAST_CHECKPOINT, CHECKPOINT_DURATION, CHECKPOINT_SIZE, RESTARTS,
+    PREEMPTIONS,
 )
 
 
@@ -51,6 +57,14 @@ class TrainMetrics(Recorder):
     def __init__(self, enabled: bool, run: str, rank: int):
         super().__init__(enabled, run=run, rank=str(rank))
         self.leader = rank == 0
+        if self.leader:
+            self.set(RUNNING, 1)
+            self.start_at_zero(RESTARTS)
+            self.start_at_zero(PREEMPTIONS)
+
+    def finished(self) -> None:
+        if self.leader:
+            self.set(RUNNING, 0)
 
     def resumed(self) -> None:
         if self.leader:

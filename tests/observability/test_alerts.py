@@ -67,19 +67,26 @@ def unit_tests() -> dict[str, Any]:
         # training: "stuck" stops stepping at minute 5, "moving" steps on; both export their epoch
         series(train.STEPS.exported, {"run": "stuck", "rank": "0"}, "0+10x5 50x35"),
         series(train.STEPS.exported, {"run": "moving", "rank": "0"}, "0+10x40"),
-        series(train.EPOCH.exported, {"run": "stuck"}, "1x40"),
-        series(train.EPOCH.exported, {"run": "moving"}, "1+1x40"),
-        # checkpoints: "stuck" checkpointed at time 0 only, "moving" every minute
+        series(train.STEPS.exported, {"run": "ended", "rank": "0"}, "0+10x5 50x35"),  # finished at minute 5
+        series(train.RUNNING.exported, {"run": "stuck"}, "1x120"),
+        series(train.RUNNING.exported, {"run": "moving"}, "1x120"),
+        series(train.RUNNING.exported, {"run": "ended"}, "1x5 0x115"),
+        # checkpoints: "stuck" and "ended" checkpointed at time 0 only, "moving" every minute
         series(train.LAST_CHECKPOINT.exported, {"run": "stuck"}, "0x120"),
+        series(train.LAST_CHECKPOINT.exported, {"run": "ended"}, "0x120"),
         series(train.LAST_CHECKPOINT.exported, {"run": "moving"}, "0+60x120"),
         # preemption notices: three workers of "spot" each got one, one worker of "calm"
         series(train.PREEMPTIONS.exported, {"run": "spot", "WorkerId": "a"}, "1x10"),
         series(train.PREEMPTIONS.exported, {"run": "spot", "WorkerId": "b"}, "_x10 1x10"),
         series(train.PREEMPTIONS.exported, {"run": "spot", "WorkerId": "c"}, "_x20 1x10"),
         series(train.PREEMPTIONS.exported, {"run": "calm", "WorkerId": "d"}, "1x30"),
-        # solver: "flat" last improved at time 0, "improving" every minute
-        series(optimize.LAST_IMPROVEMENT.exported, {"run": "flat", "instance": "ft10"}, "0x60"),
-        series(optimize.LAST_IMPROVEMENT.exported, {"run": "improving", "instance": "ft10"}, "0+60x60"),
+        # solver: "flat" and "done" last improved at time 0 ("done"'s arms ended), "improving" every minute
+        series(optimize.LAST_IMPROVEMENT.exported, {"run": "flat", "problem": "ft10"}, "0x60"),
+        series(optimize.LAST_IMPROVEMENT.exported, {"run": "done", "problem": "ft10"}, "0x60"),
+        series(optimize.LAST_IMPROVEMENT.exported, {"run": "improving", "problem": "ft10"}, "0+60x60"),
+        *(series(optimize.ARM_STATE.exported,
+                 {"run": run, "problem": "ft10", "arm": "cp_sat", "state": "running"}, values)
+          for run, values in (("flat", "1x60"), ("improving", "1x60"), ("done", "1x10 0x50"))),
         # features: one service serves 25 h old features with a 24 h TTL, the other 100 s old ones
         series(features.SERVED_AGE.exported, {"feature_service": "old"}, "90000x20"),
         series(features.TTL.exported, {"feature_service": "old"}, "86400x20"),
@@ -97,10 +104,11 @@ def unit_tests() -> dict[str, Any]:
         case("90m", "MlrayTrainingCheckpointTooOld", expected("MlrayTrainingCheckpointTooOld", run="stuck")),
         case("30m", "MlrayTrainingCheckpointTooOld"),
         case("15m", "MlrayTrainingPreemptedRepeatedly"),
-        case("25m", "MlrayTrainingPreemptedRepeatedly", expected("MlrayTrainingPreemptedRepeatedly", run="spot")),
+        case("25m", "MlrayTrainingPreemptedRepeatedly",
+             expected("MlrayTrainingPreemptedRepeatedly", run="spot")),
         case("20m", "MlraySolverNotImproving"),
         case("40m", "MlraySolverNotImproving",
-             expected("MlraySolverNotImproving", run="flat", instance="ft10")),
+             expected("MlraySolverNotImproving", run="flat", problem="ft10")),
         case("10m", "MlrayFeaturesStale", expected("MlrayFeaturesStale", feature_service="old")),
     ]
     return {

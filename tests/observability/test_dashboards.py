@@ -13,18 +13,12 @@ import yaml
 from mlray.metrics import ALL
 from mlray.metrics.dashboards import DASHBOARDS, files
 
+from .drawing import concrete
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FOLDER = PROJECT_ROOT / "clusters" / "monitoring" / "dashboards"
 REGENERATE = "regenerate: python -m mlray.metrics.dashboards clusters/monitoring/dashboards"
 KNOWN_SERIES = {name for spec in ALL for name in spec.series}
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$run": ".*", "$instance": ".*", "$application": ".*"}
-
-
-def concrete(expr: str) -> str:
-    """A panel query as Prometheus gets it once Grafana filled in the variables."""
-    for variable, value in GRAFANA_VARIABLES.items():
-        expr = expr.replace(variable, value)
-    return expr
 
 
 def all_queries() -> list[tuple[str, str, str]]:

@@ -1,0 +1,202 @@
+"""End to end on the session's Ray cluster, scraped by a real Prometheus (Debian's package):
+a short training, a solve, a materialization with online lookups and serving traffic with an erroring
+canary. Every metric and label that a dashboard panel or an alert rule uses must have had data; the
+serving error-rate alert fires while the canary is live and clears after it is rolled back.
+
+With MLRAY_OBSERVABILITY_PNG_DIR set, each dashboard is drawn there from Prometheus's answers to its
+panels' own queries (how docs/observability/*.png are made).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlray.config.kuberay import KubeRayConfig
+from mlray.kuberay.alerts import rule_groups
+from mlray.metrics import ALL
+from mlray.metrics.dashboards import DASHBOARDS
+from tests.features.conftest import make_setup
+from tests.serve.conftest import Bundles, make_bundle, sample_rows, start_app, stop_app, wait_for
+from tests.train.conftest import training_config
+
+from .drawing import concrete, draw
+from .prometheus import Prometheus, metrics_and_labels
+from .conftest import prometheus_tool
+
+pytestmark = pytest.mark.slow
+
+ERROR_ALERT = "MlrayServingErrorRateHigh"
+SPECS = {name: spec for spec in ALL for name in spec.series}
+RAY_ADDED = {"application", "deployment", "replica", "SessionName", "WorkerId", "NodeAddress", "Component"}
+
+
+def fast_alerts() -> KubeRayConfig:
+    """The shipped rules with windows and holds short enough for a test."""
+    config = KubeRayConfig()
+    alerts = config.monitoring.alerts
+    alerts.hold_for, alerts.serving_window, alerts.evaluation_interval = "0s", "20s", "1s"
+    return config
+
+
+def metrics_targets() -> list[str]:
+    import ray
+
+    return [f"127.0.0.1:{node['MetricsExportPort']}" for node in ray.nodes() if node["Alive"]]
+
+
+@pytest.fixture(scope="module")
+def prometheus(ray_cluster, tmp_path_factory) -> Iterator[Prometheus]:
+    server = Prometheus(prometheus_tool("prometheus"), tmp_path_factory.mktemp("prometheus"),
+                        metrics_targets(), rule_groups(fast_alerts()))
+    wait_for(server.targets_up, 60, "Prometheus scraping Ray's metrics agent")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def serve_url(ray_cluster) -> Iterator[str]:
+    """Serve for this module only: shut down afterwards so tests/serve starts its own on its port."""
+    from ray import serve
+
+    from mlray.storage.emulator import free_port
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+
+
+def materialize_and_look_up(root: Path) -> None:
+    from mlray.features.materialize import materialize
+    from mlray.features.online import OnlineFeatureEnricher
+
+    setup = make_setup(root)
+    materialize(setup.config)
+    enricher = OnlineFeatureEnricher(features_config=str(setup.config_path))
+    drivers = sorted(setup.data.driver_stats["driver_id"].unique())[:5]
+    for driver in drivers * 4:
+        enricher.enrich([{"driver_id": int(driver), "trip_distance_km": 3.0}])
+
+
+def train(root: Path) -> None:
+    from mlray.config import PreprocessingConfig
+    from mlray.train import run_training
+    from mlray.train.preprocess import run_preprocessing
+
+    data = root / "data"
+    run_preprocessing(PreprocessingConfig(output=str(data), driver_trips={"num_drivers": 40, "hours": 24,
+                                                                           "num_trips": 3000}))
+    config = training_config(data, str(root / "storage"), f"sqlite:///{root / 'mlflow.db'}",
+                             run_name="observed", training={"num_epochs": 8})
+    summary = run_training(config)
+    assert summary["status"] == "completed", summary
+
+
+def solve(root: Path) -> None:
+    from mlray.config.or_tools import OrToolsJobConfig
+    from mlray.optimize import SchedulingOptimizer, read_problem
+    from mlray.optimize.instances import path
+
+    config = OrToolsJobConfig.model_validate({
+        "run_name": "observed-solve", "storage": {"uri": str(root / "storage")}, "output": {"dir": str(root)},
+        "mlflow": {"enabled": False}, "solver": {"time_limit": 20, "poll_interval": 0.2},
+    })
+    result = SchedulingOptimizer(config).parallel_solve(read_problem(path("jsp/ft10")))
+    assert result.feasible, result.violations
+
+
+class Traffic:
+    """Prediction requests from a thread until stopped (bounded: at most ``limit`` of them)."""
+
+    def __init__(self, url: str, limit: int = 200_000):
+        self.codes: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(url, limit), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str, limit: int) -> None:
+        rows = sample_rows(50, seed=9)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for n in range(limit):
+                if self._stop.is_set():
+                    return
+                code = client.post("/v1/predict", json={"instances": [rows[n % len(rows)]]}).status_code
+                self.codes[code] = self.codes.get(code, 0) + 1
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
+def serve_with_erroring_canary(serve_url: str, root: Path, prometheus: Prometheus) -> dict[str, object]:
+    from mlray.storage import Storage
+    from mlray.usecases.driver_trips import FEATURE_COLUMNS
+
+    storage = Storage(str(root))
+    make_bundle(storage, "v1", seed=1)
+    make_bundle(storage, "broken", seed=3, input_dim=len(FEATURE_COLUMNS) + 1)  # every call fails
+    # A long rollout window: the canary stays live until rolled back below, whatever its errors.
+    client = start_app(serve_url, Bundles(root), rollout={"canary": "broken", "canary_weight": 0.3,
+                                                          "window_s": 600, "min_requests": 10})
+    traffic = Traffic(serve_url)
+    try:
+        fired = wait_for(lambda: prometheus.alerts(ERROR_ALERT), 180,
+                         f"{ERROR_ALERT} while the canary is live", interval_s=1)
+        rolled_back = client.put("/v1/rollout", json={"clear_canary": True})
+        assert rolled_back.status_code == 200, rolled_back.text
+        wait_for(lambda: not prometheus.alerts(ERROR_ALERT) and not prometheus.alerts(ERROR_ALERT, "pending"),
+                 180, f"{ERROR_ALERT} to clear after the rollback", interval_s=1)
+        time.sleep(5)  # a few more scrapes of stable alone, for the pictures
+    finally:
+        traffic.stop()
+        client.close()
+        stop_app()
+    return {"fired": fired, "codes": traffic.codes}
+
+
+def test_every_workload_feeds_every_dashboard_and_alert(prometheus, serve_url, tmp_path):
+    started = time.time()
+    materialize_and_look_up(tmp_path / "features")
+    train(tmp_path / "train")
+    solve(tmp_path / "solve")
+    serving = serve_with_erroring_canary(serve_url, tmp_path / "serve", prometheus)
+
+    fired = serving["fired"]
+    assert {alert["labels"]["role"] for alert in fired} == {"canary"}, fired
+    assert {alert["labels"]["version"] for alert in fired} == {"broken"}, fired
+    assert serving["codes"].get(500, 0) > 0 and serving["codes"].get(200, 0) > 0, serving["codes"]
+
+    time.sleep(3)  # the last scrape of metrics recorded just now
+    end = time.time()
+    expressions = [(f"{d.uid} / {p.title}", q.expr) for d in DASHBOARDS for p in d.panels for q in p.queries]
+    rules = rule_groups(KubeRayConfig())[0]["rules"]
+    expressions += [(f"alert {rule['alert']}", rule["expr"]) for rule in rules]
+    missing = []
+    for where, expr in expressions:
+        names, labels = metrics_and_labels(concrete(expr))
+        found = {name: prometheus.series(name, started, end) for name in names}
+        for name, series in found.items():
+            if not series:
+                missing.append(f"{where}: no data for {name}")
+                continue
+            own = set(SPECS[name].labels) | RAY_ADDED | ({"le"} if name.endswith("_bucket") else set())
+            for label in labels & own:
+                if not any(label in labels_of for labels_of in series):
+                    missing.append(f"{where}: {name} has no label {label}")
+        for label in labels:
+            if not any(label in labels_of for series in found.values() for labels_of in series):
+                missing.append(f"{where}: no series of {sorted(names)} carries {label}")
+    assert missing == [], "\n".join(missing)
+
+    png_dir = os.environ.get("MLRAY_OBSERVABILITY_PNG_DIR")
+    if png_dir:
+        for dashboard in DASHBOARDS:
+            assert draw(dashboard, prometheus, started, end, Path(png_dir) / f"{dashboard.uid}.png") > 0
