@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from mlray.cluster import init_ray
 from mlray.config.or_tools import ArmSection, OrToolsJobConfig
 from mlray.metrics.optimize import OptimizeMetrics
+from mlray.metrics.progress import Progress
 from mlray.optimize.arms.base import ArmSpec, ArmStats, arm_class_of
 from mlray.optimize.checkers import check_solution
 from mlray.optimize.incumbent import CheckpointError, CheckpointTarget, Incumbent, load_checkpoint
@@ -199,17 +200,19 @@ class PortfolioOptimizer:
             [s.name for s in specs],
             settings.time_limit,
         )
+        progress = Progress(f"solve {problem.name}", total=settings.time_limit, unit="s")
         outcome = run_portfolio(
             problem,
             specs,
             settings,
             checkpoint=checkpoint,
             initial=initial,
-            on_progress=lambda report, seconds: _log_progress(problem, report, seconds),
+            on_progress=lambda report, seconds: _log_progress(problem, report, seconds, progress),
             name_prefix=config.run_name,
             observed=OptimizeMetrics(config.monitoring.enable_metrics, config.run_name, problem.name,
                                      problem.scale, problem.best_known),
         )
+        progress.close()
         report = outcome.report
         solution, violations = None, ["no solution found"]
         if report.incumbent is not None:
@@ -417,10 +420,11 @@ def _with_best_known(problem: Problem, best_known: float) -> Problem:
     return dataclasses.replace(problem, best_known=best_known)
 
 
-def _log_progress(problem: Problem, report: Any, seconds: float) -> None:
+def _log_progress(problem: Problem, report: Any, seconds: float, progress: Progress) -> None:
     if report.incumbent is None:
         return
     objective = report.incumbent.objective / problem.scale
+    progress.update(round(seconds, 1), f"incumbent {objective:g}")
     bound = None if report.bound is None else report.bound / problem.scale
     gap = (
         ""
