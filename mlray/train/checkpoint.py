@@ -7,8 +7,9 @@ holds::
                     the epoch in progress (batches done, their losses), best metric,
                     early-stopping state (rank 0)
     rng_rank<R>.pt  RNG states of rank R (torch, CUDA, numpy, random)
-    meta.json       epoch, sha256 of state.pt: written last, so a checkpoint
-                    without it, or whose state.pt does not match it, is incomplete
+    meta.json       epoch, sha256 of state.pt, world size: written last, so a checkpoint
+                    without it, whose state.pt does not match it, or without the RNG
+                    file of every rank, is incomplete
 
 Ray Train uploads the directory to the run's storage and keeps the best K
 plus the latest (``CheckpointConfig``). Folders it never registered (an upload
@@ -106,7 +107,8 @@ def write_checkpoint(directory: Path, state: dict[str, Any] | None, rank: int) -
     torch.save(state, buffer)
     payload = buffer.getvalue()
     (directory / STATE_FILE).write_bytes(payload)
-    meta = {"epoch": state["epoch"], "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
+    meta = {"epoch": state["epoch"], "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload),
+            "world_size": state.get("world_size")}
     (directory / META_FILE).write_text(json.dumps(meta))
 
 
@@ -127,6 +129,11 @@ def read_checkpoint(directory: Path) -> dict[str, Any]:
     payload = state_path.read_bytes()
     if hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
         raise CorruptCheckpoint(f"{STATE_FILE} does not match its sha256 ({len(payload)} bytes)")
+    # Each rank uploads its own RNG file: one killed mid-upload leaves a state without it.
+    missing = [RNG_FILE.format(rank=r) for r in range(meta.get("world_size") or 0)
+               if not (directory / RNG_FILE.format(rank=r)).is_file()]
+    if missing:
+        raise CorruptCheckpoint(f"{', '.join(missing)} missing (a rank's upload did not finish)")
     return _weights_only(payload, STATE_FILE)
 
 

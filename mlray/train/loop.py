@@ -168,6 +168,9 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
     position: dict[str, Any] | None = None  # where the resumed epoch stopped, if it stopped inside
 
     loaded = first_valid(session.checkpoint_candidates(), rank)
+    chosen = broadcast_from_rank0(loaded.name if loaded else None)
+    if chosen != (loaded.name if loaded else None):  # ranks on different states would train apart silently
+        raise RuntimeError(f"rank {rank} would resume from {loaded.name if loaded else None}, rank 0 from {chosen}")
     if loaded is not None:
         state = loaded.state
         parts.core.load_state_dict(state["model"])
@@ -290,6 +293,7 @@ def report_with_checkpoint(session: Session, metrics: dict[str, Any], state: dic
     ``background``: the session uploads while training goes on and deletes the folder once done.
     """
     name = broadcast_from_rank0(checkpoint_dir_name(state["epoch"], state.get("step", 0)))
+    state = {**state, "world_size": session.world_size}
     started = time.monotonic()
     if background:
         local = Path(tempfile.mkdtemp(prefix="mlray-ckpt-"))

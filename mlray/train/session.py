@@ -11,6 +11,7 @@ import os
 import posixpath
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -67,6 +68,49 @@ class ForwardingSession:
 
     def __getattr__(self, name: str) -> Any:  # rank, world_size, device and the methods not overridden
         return getattr(self.inner, name)
+
+
+@dataclass
+class StepLog:
+    """A ``run_training(wrap_session=...)``: rank 0 appends ``<step> <loss> <unix time>`` to ``path`` after
+    every optimizer step, and a ``start <pid>`` line each time the workers start (first run, restart, resume).
+
+    What step-exact resume is checked against (tests) and steps lost are counted from (bench.chaos).
+    """
+
+    path: str
+
+    def __call__(self, session: Session) -> Session:
+        return StepLoggingSession(session, Path(self.path)) if session.rank == 0 else session
+
+
+class StepLoggingSession(ForwardingSession):
+    def __init__(self, inner: Session, path: Path):
+        super().__init__(inner)
+        self._file = path.open("a", buffering=1)  # line-buffered: a killed worker leaves whole lines
+        self._file.write(f"start {os.getpid()}\n")
+
+    def record_step(self, step: int, loss: float) -> None:
+        self.inner.record_step(step, loss)
+        self._file.write(f"{step} {loss!r} {time.time():.6f}\n")
+
+
+def read_step_log(path: Path) -> list[list[tuple[int, float, float]]]:
+    """A ``StepLog`` file: per start of the workers that took any step, its ``(step, loss, time)`` rows."""
+    parts: list[list[tuple[int, float, float]]] = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        if line.startswith("start"):
+            parts.append([])
+        elif parts:
+            step, loss, at = line.split()
+            parts[-1].append((int(step), float(loss), float(at)))
+    return [part for part in parts if part]
+
+
+def step_log_pid(path: Path) -> int | None:
+    """The process id of rank 0's latest start, from a ``StepLog`` file."""
+    starts = [line for line in path.read_text().splitlines() if line.startswith("start")] if path.exists() else []
+    return int(starts[-1].split()[1]) if starts else None
 
 
 @dataclass
@@ -215,7 +259,7 @@ class RayTrainSession:
         import ray.train
 
         latest = ray.train.get_checkpoint()
-        yield from sibling_checkpoints(latest)
+        yield from sibling_checkpoints(latest, newer_first=True)
 
     def preemption_notice(self) -> bool:
         if not self._watch_preemption:
@@ -258,25 +302,36 @@ def copy_checkpoint_files(local: Path, fs: Any, destination: str) -> None:
         fs.put_file(str(meta), f"{destination}/{META_FILE}")
 
 
-def sibling_checkpoints(latest: Any) -> Iterator[tuple[str, Any]]:
+def sibling_checkpoints(latest: Any, newer_first: bool = False) -> Iterator[tuple[str, Any]]:
     """Ray's latest checkpoint, then the other checkpoints of the same run, newest (epoch, step) first.
 
-    The older ones are the fallback when the latest is damaged.
+    The older ones are the fallback when the latest is damaged. ``newer_first``: folders of this run
+    further on than Ray's latest come before it. Ray's controller registers a checkpoint at its next
+    poll of the workers (``health_check_interval_s``) after the upload completed, so a worker killed
+    in between leaves a complete checkpoint Ray does not name yet; loading checks that it is complete
+    (``meta.json`` and digest), and the driver's tidy at the start of a run removes such folders, so
+    only restarts inside one run resume from them.
     """
     if latest is None:
         return
     from pyarrow import fs as pafs
     from ray.train import Checkpoint
 
-    yield posixpath.basename(latest.path), latest
+    latest_name = posixpath.basename(latest.path.rstrip("/"))
     parent = posixpath.dirname(latest.path.rstrip("/"))
     # Recursive: GCS has no real folders, and a non-recursive listing on it can come back empty.
     infos = latest.filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True, recursive=True))
     names = {posixpath.relpath(info.path, parent).split("/")[0] for info in infos}
-    names.discard(posixpath.basename(latest.path.rstrip("/")))
-    others = [(progress_of(name), posixpath.join(parent, name)) for name in names]
-    for _, path in sorted(((e, p) for e, p in others if e is not None), reverse=True):
-        yield posixpath.basename(path), Checkpoint(path=path, filesystem=latest.filesystem)
+    names.discard(latest_name)
+    others = sorted(((progress_of(name), name) for name in names if progress_of(name) is not None), reverse=True)
+    latest_progress = progress_of(latest_name)
+    newer = [name for progress, name in others if newer_first and latest_progress and progress > latest_progress]
+    for name in newer:
+        yield name, Checkpoint(path=posixpath.join(parent, name), filesystem=latest.filesystem)
+    yield latest_name, latest
+    for _, name in others:
+        if name not in newer:
+            yield name, Checkpoint(path=posixpath.join(parent, name), filesystem=latest.filesystem)
 
 
 class TuneSession:
