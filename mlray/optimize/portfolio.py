@@ -29,7 +29,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from mlray.cluster.runtime import worker_env_vars
 from mlray.metrics.optimize import OptimizeMetrics
-from mlray.optimize.arms.base import ArmActor, ArmLimits, ArmSpec, ArmStats, arm_class_of
+from mlray.optimize.arms.base import ArmActor, ArmLimits, ArmSpec, ArmStats, arm_class_of, count_given
 from mlray.optimize.incumbent import CheckpointTarget, Incumbent, IncumbentStore, StoreReport
 from mlray.optimize.problems import Problem
 
@@ -100,6 +100,8 @@ def run_portfolio(
         observed=observed,
     )
     actors = {}
+    # Once into the object store, not once per actor (a 1,000-customer matrix pickles to about 3 MB).
+    shared_problem = ray.put(problem)
     for spec in specs:
         options = {
             "num_cpus": settings.cpus_per_actor,
@@ -108,7 +110,7 @@ def run_portfolio(
             # Unique, so a rerun never collides with the actors of a driver still being torn down.
             "name": f"{name_prefix}.{spec.name}.{uuid.uuid4().hex[:8]}",
         }
-        actors[spec.name] = ArmActor.options(**options).remote(problem, spec, store, limits)
+        actors[spec.name] = ArmActor.options(**options).remote(shared_problem, spec, store, limits)
     stats: dict[str, ArmStats] = {}
     kinds = {s.name: s.kind for s in specs}
     # The time limit is search time: it starts once every arm has built its model.
@@ -175,10 +177,12 @@ def run_portfolio(
         ray.kill(actor, no_restart=True)
     ray.kill(store, no_restart=True)
     status = _final_status(report, deadline_reason)
+    arm_stats = [stats[s.name] for s in specs]
+    count_given(arm_stats)
     return PortfolioOutcome(
         status,
         report,
-        [stats[s.name] for s in specs],
+        arm_stats,
         round(time.monotonic() - searching_since, 3),
         store_restarts=watch.restarts,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyvrp
 from pyvrp.IteratedLocalSearch import IteratedLocalSearchCallbacks, IteratedLocalSearchParams
 
@@ -33,11 +34,9 @@ def problem_data(problem: RoutingProblem) -> pyvrp.ProblemData:
             tw_late=windows[node][1],
         )
     model.add_vehicle_type(num_available=problem.num_vehicles, capacity=[problem.capacity])
-    for a, origin in enumerate(locations):
-        for b, destination in enumerate(locations):
-            distance = problem.distances[a][b]
-            model.add_edge(origin, destination, distance=distance, duration=distance)
-    return model.data()
+    # The matrix goes in whole: one Model.add_edge per arc took 4-5 s at 1,000 customers.
+    matrix = np.asarray(problem.distances, dtype=np.int64)
+    return model.data().replace(distance_matrices=[matrix], duration_matrices=[matrix])
 
 
 def plan_of(solution: pyvrp.Solution) -> RoutePlan:
