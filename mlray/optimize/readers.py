@@ -56,7 +56,7 @@ VRPLIB_SECTIONS = frozenset(
 VRPLIB_TYPES = {"CVRP": "cvrp", "VRPTW": "vrptw"}
 SOLOMON_HEADINGS = ("VEHICLE", "NUMBER CAPACITY", "CUSTOMER")
 SOLOMON_COLUMNS = "CUST NO. XCOORD. YCOORD. DEMAND READY TIME DUE DATE SERVICE TIME"
-_VRPLIB_KEYWORD = re.compile(r"^\s*[A-Z][A-Z0-9_]*\s*:")
+_VRPLIB_KEYWORD = re.compile(r"^\s*[A-Z][A-Z0-9_]*\s*:", re.MULTILINE)
 
 
 def detect_format(path: Path) -> FileFormat:

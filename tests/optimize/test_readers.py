@@ -82,6 +82,15 @@ def test_vrplib_vrptw_uses_dimacs_tenths_for_distances_windows_and_service(tmp_p
     assert any("reaches customer 3" in v for v in check_solution(problem, RoutePlan(((1, 2, 3),))))
 
 
+def test_a_vrplib_file_is_known_by_its_keywords_whatever_its_suffix(tmp_path):
+    path = write_vrptw(tmp_path)
+    text = "COMMENT : first line\n" + path.read_text()
+    path.unlink()
+    renamed = tmp_path / "line.txt"
+    renamed.write_text(text)
+    assert read_problem(renamed).kind == "vrptw"
+
+
 def test_service_time_section_gives_one_service_time_per_node(tmp_path):
     section = "SERVICE_TIME_SECTION\n1 0\n2 1\n3 2\n4 0.5\n"
     problem = read_problem(write_vrptw(tmp_path, service="", extra=section))
