@@ -66,7 +66,20 @@ class EarlyStoppingConfig(ConfigModel):
 
 class TrainingSection(ConfigModel):
     distributed: bool = Field(default=True, description="false: one worker, no DDP.")
-    num_workers: PositiveInt = Field(default=2, description="Ray Train workers (DDP ranks).")
+    num_workers: PositiveInt | tuple[PositiveInt, PositiveInt] = Field(
+        default=2,
+        description="Ray Train workers (DDP ranks), or [min, max] for elastic training: the run goes on with as "
+        "many as the cluster holds, at least min (Ray Train V2 restarts the worker group from the latest "
+        "checkpoint to shrink when a node is lost and to grow when capacity returns). The global batch stays "
+        "batch_size x max: each of N workers takes batch_size x max / N (rounded down), so the learning rate "
+        "and the samples per step do not change with N.",
+    )
+    elastic_resize_interval_s: PositiveFloat = Field(
+        default=60.0,
+        description="Elastic only: how often Ray Train looks for room to grow a healthy worker group back to "
+        "max (a grow restarts the group from the latest checkpoint; ScalingConfig's "
+        "elastic_resize_monitor_interval_s).",
+    )
     use_gpu: bool = Field(default=False, description="One GPU per worker, NCCL backend (gloo on CPU).")
     amp: bool = Field(default=False, description="Mixed precision (autocast + GradScaler); CUDA only.")
     num_epochs: PositiveInt = 100
@@ -113,9 +126,37 @@ class TrainingSection(ConfigModel):
             raise ValueError(f"monitor.metric {self.monitor.metric!r} is not computed; expected one of {sorted(computed)}")
         return self
 
+    @field_validator("num_workers", mode="before")
+    @classmethod
+    def _number_or_pair(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return tuple(value)
+        if isinstance(value, (int, str)):  # str: an override, read as a number by the union
+            return value
+        raise ValueError(f"expected a number of workers or [min, max], not {value!r}")
+
+    @field_validator("num_workers")
+    @classmethod
+    def _worker_range(cls, value: int | tuple[int, int]) -> int | tuple[int, int]:
+        if isinstance(value, tuple) and value[0] > value[1]:
+            raise ValueError(f"[min, max] = {list(value)}: expected min <= max")
+        return value
+
+    @property
+    def worker_range(self) -> tuple[int, int]:
+        """(min, max) workers; equal when the size is fixed."""
+        if not self.distributed:
+            return 1, 1
+        return self.num_workers if isinstance(self.num_workers, tuple) else (self.num_workers, self.num_workers)
+
     @property
     def world_size(self) -> int:
-        return self.num_workers if self.distributed else 1
+        """The most workers the run uses (all of them when the size is fixed)."""
+        return self.worker_range[1]
+
+    def worker_batch_size(self, workers: int) -> int:
+        """Per-worker batch when ``workers`` ranks run: the global batch (batch_size x max) split evenly."""
+        return max(1, self.batch_size * self.world_size // workers)
 
 
 class DataSection(ConfigModel):

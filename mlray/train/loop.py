@@ -192,7 +192,10 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
     # copies: arrays from Ray's object store are read-only
     train_set = TensorDataset(torch.from_numpy(data.x_train.copy()), torch.from_numpy(data.y_train.copy()))
     sampler = PositionedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=training.seed)
-    loader = DataLoader(train_set, batch_size=training.batch_size, sampler=sampler)
+    # Elastic: the global batch stays the same whatever the number of ranks, so a position counted in
+    # batches covers the same samples after a resize (DistributedSampler interleaves one permutation).
+    batch_size = training.worker_batch_size(world_size)
+    loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler)
     x_val = torch.from_numpy(_shard(data.x_val, rank, world_size)).to(device)
     y_val = torch.from_numpy(_shard(data.y_val, rank, world_size)).to(device)
 
@@ -215,7 +218,7 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
         resuming = position is not None and position["epoch"] == epoch
         done = int(position["batches"]) if resuming else 0
         losses: list[float] = position["losses"].tolist() if resuming else []
-        sampler.skip = done * training.batch_size
+        sampler.skip = done * batch_size
         batches = enumerate(loader, start=done + 1)  # the iterator draws its base seed from torch's RNG,
         if resuming and loaded is not None and loaded.rng is not None:  # as it did before the checkpoint
             restore_rng(loaded.rng)

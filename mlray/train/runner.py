@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mlray.cluster import init_ray
-from mlray.config.training import TrainingJobConfig
+from mlray.config.training import TrainingJobConfig, TrainingSection
 from mlray.entrypoint import print_summary
 from mlray.models import ModelSpec, save_bundle
 from mlray.models.mlflow_bundle import log_bundle_model
@@ -135,7 +135,8 @@ def run_training(config: TrainingJobConfig, wrap_session: SessionWrapper | None 
             "wrap_session": wrap_session,
         },
         torch_config=TorchConfig(backend="nccl" if training.use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=training.world_size, use_gpu=training.use_gpu),
+        scaling_config=ScalingConfig(num_workers=scaling_workers(training), use_gpu=training.use_gpu,
+                                     elastic_resize_monitor_interval_s=training.elastic_resize_interval_s),
         run_config=RunConfig(
             name=config.run_name,
             storage_path=storage.path(),
@@ -183,6 +184,12 @@ def run_training(config: TrainingJobConfig, wrap_session: SessionWrapper | None 
     summary.update(export_models(config, prepared, result.checkpoint, run_storage, tracking_uri, run_id, status))
     tidy_run_storage(run_storage, config.storage.stale_temp_after_s)
     return summary
+
+
+def scaling_workers(training: TrainingSection) -> int | tuple[int, int]:
+    """Ray Train's ``num_workers``: a (min, max) pair turns on its elastic scaling policy."""
+    low, high = training.worker_range
+    return high if low == high else (low, high)
 
 
 def _checkpoint_uri(storage: Storage, checkpoint: Any) -> str | None:

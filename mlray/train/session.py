@@ -73,7 +73,7 @@ class ForwardingSession:
 @dataclass
 class StepLog:
     """A ``run_training(wrap_session=...)``: rank 0 appends ``<step> <loss> <unix time>`` to ``path`` after
-    every optimizer step, and a ``start <pid>`` line each time the workers start (first run, restart, resume).
+    every optimizer step, and a ``start <pid> <world size>`` line each time the workers start (first run, restart, resume).
 
     What step-exact resume is checked against (tests) and steps lost are counted from (bench.chaos).
     """
@@ -88,7 +88,7 @@ class StepLoggingSession(ForwardingSession):
     def __init__(self, inner: Session, path: Path):
         super().__init__(inner)
         self._file = path.open("a", buffering=1)  # line-buffered: a killed worker leaves whole lines
-        self._file.write(f"start {os.getpid()}\n")
+        self._file.write(f"start {os.getpid()} {inner.world_size}\n")
 
     def record_step(self, step: int, loss: float) -> None:
         self.inner.record_step(step, loss)
@@ -107,10 +107,22 @@ def read_step_log(path: Path) -> list[list[tuple[int, float, float]]]:
     return [part for part in parts if part]
 
 
+def step_log_starts(path: Path) -> list[tuple[int, int, int | None]]:
+    """Each start of the workers in a ``StepLog`` file: (rank 0's pid, world size, its first step or None)."""
+    starts: list[tuple[int, int, int | None]] = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        if line.startswith("start"):
+            _, pid, world = line.split()
+            starts.append((int(pid), int(world), None))
+        elif starts and starts[-1][2] is None:
+            starts[-1] = (*starts[-1][:2], int(line.split()[0]))
+    return starts
+
+
 def step_log_pid(path: Path) -> int | None:
     """The process id of rank 0's latest start, from a ``StepLog`` file."""
-    starts = [line for line in path.read_text().splitlines() if line.startswith("start")] if path.exists() else []
-    return int(starts[-1].split()[1]) if starts else None
+    starts = step_log_starts(path)
+    return starts[-1][0] if starts else None
 
 
 @dataclass
