@@ -341,6 +341,19 @@ class MlflowDatabaseSection(ConfigModel):
     )
     port: Port = 5432
     private_ip: bool = Field(default=True, description="Connect over the VPC (no public IP on the instance).")
+    instance_cidrs: list[Cidr] = Field(
+        default_factory=lambda: ["10.20.0.0/24"],
+        description="Where the instance is reached: its private IP as /32, or the VPC's private services "
+        "access range (`gcloud sql instances describe INSTANCE --format='value(ipAddresses)'`); the MLflow "
+        "pods' NetworkPolicy opens egress there on instance_ports (besides Google APIs on 443 for the "
+        "proxy's SQL Admin API calls).",
+    )
+    instance_ports: list[Port] = Field(
+        default_factory=lambda: [3307],
+        description="Ports of that egress: 3307, where the Cloud SQL Auth Proxy connects to the instance; "
+        "add 5432 for a client that connects to the instance's private IP without the proxy.",
+        min_length=1,
+    )
     uri_secret: DnsLabel = Field(
         default="mlflow-db",
         description="Secret holding the SQLAlchemy URI under uri_secret_key, e.g. "
@@ -360,7 +373,7 @@ class MlflowServerSection(ConfigModel):
     enabled: bool = True
     image: str | None = Field(
         default=None,
-        description="Image with mlflow, google-cloud-storage and a PostgreSQL driver (psycopg2); "
+        description="Image with mlflow, google-cloud-storage and a PostgreSQL driver (psycopg 3); "
         "null = the project image (image.repository), which must then carry the driver.",
     )
     artifacts_uri: str = Field(

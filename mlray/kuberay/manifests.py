@@ -387,6 +387,7 @@ def google_cloud_egress(config: KubeRayConfig) -> list[Manifest]:
 def network_policies(config: KubeRayConfig, clusters: list[RayClusterRef]) -> list[Manifest]:
     """Deny all ingress and egress, then open exactly the flows of the platform's network design."""
     net, monitoring = config.network, config.monitoring
+    database = config.mlflow_server.database
     ray_clients = _pods({RAY_CLIENT_LABEL: "true"})
     mlflow = [_pods(net.mlflow_pod_labels), *_cidrs(net.mlflow_cidrs)]
     load_balancers = _cidrs(net.load_balancer_cidrs)
@@ -491,13 +492,15 @@ def network_policies(config: KubeRayConfig, clusters: list[RayClusterRef]) -> li
                 }
             ],
         ),
-        # MLflow tracking server: written to by jobs on the Ray pods; it keeps artifacts in GCS.
+        # MLflow tracking server: written to by jobs on the Ray pods; it keeps artifacts in GCS and runs
+        # and the registry in Cloud SQL, reached by its Cloud SQL Auth Proxy sidecar.
         _policy(
             config,
             "mlflow",
             net.mlflow_pod_labels,
             ingress=[{"from": [_pods(RAY_NODE_SELECTOR)], "ports": _ports(net.mlflow_port)}],
-            egress=google_cloud_egress(config),
+            egress=[*google_cloud_egress(config), {"to": _cidrs(database.instance_cidrs),
+                                                   "ports": _ports(*database.instance_ports)}],
         ),
         # Feast feature server: online lookups from Serve replicas and batch jobs; reads Datastore.
         _policy(

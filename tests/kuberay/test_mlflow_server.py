@@ -71,3 +71,43 @@ def test_disabled_server_renders_no_manifests():
     assert mlflow_server_manifests(config) == []
     inputs = RenderInputs.from_project(PROJECT_ROOT)
     assert "mlflow.yaml" not in render(RenderInputs(config, inputs.configs_dir, inputs.serve_config_text))
+
+
+def test_the_server_reaches_its_cloud_sql_instance_and_nothing_else_on_database_ports(kuberay_config):
+    from mlray.kuberay.manifests import network_policies
+
+    config = kuberay_config.model_copy(deep=True)
+    config.mlflow_server.database.instance_cidrs = ["10.20.0.0/24"]
+    config.mlflow_server.database.instance_ports = [3307, 5432]
+    policies = network_policies(config, [])
+    namespace = config.namespace
+    server = Endpoint("mlflow", namespace, dict(config.network.mlflow_pod_labels))
+    instance = Endpoint("cloud-sql", None, ip="10.20.0.5")
+    elsewhere = Endpoint("elsewhere", None, ip="10.99.0.5")
+    ray_worker = Endpoint("worker", namespace, {"ray.io/is-ray-node": "yes", "ray.io/node-type": "worker"})
+    assert allowed(policies, server, instance, 3307)  # the Cloud SQL Auth Proxy's connection
+    assert allowed(policies, server, instance, 5432)  # configured: a direct private-IP client
+    assert not allowed(policies, server, instance, 22)
+    assert not allowed(policies, server, elsewhere, 3307)
+    assert not allowed(policies, ray_worker, instance, 3307)  # only the server's pods
+
+
+def test_the_image_the_server_runs_carries_the_postgresql_driver():
+    import importlib.metadata
+    import re
+
+    import sqlalchemy
+
+    # The Secret's backend store URI, postgresql://..., loads this driver (SQLAlchemy 2.1: psycopg 3).
+    driver = sqlalchemy.create_engine("postgresql://mlflow@127.0.0.1:5432/mlflow").dialect.driver
+    assert driver == "psycopg"
+    lock = (PROJECT_ROOT / "requirements.lock").read_text().split()
+    pins = dict(line.split("==") for line in lock if "==" in line)
+    declared = (PROJECT_ROOT / "pyproject.toml").read_text()
+    assert re.search(rf'"psycopg\[binary\]=={re.escape(pins["psycopg"])}"', declared)
+    for name in ("psycopg", "psycopg-binary"):  # the C build: no libpq needed in the image
+        assert pins[name] == importlib.metadata.version(name)
+        for variant in ("requirements.hashes.txt", "requirements-gpu.hashes.txt"):
+            hashed = (PROJECT_ROOT / "clusters/image" / variant).read_text()
+            pin = re.escape(f"{name}=={pins[name]}")
+            assert re.search(rf"^{pin} \\\n    --hash=sha256:[0-9a-f]{{64}}$", hashed, re.MULTILINE), variant
