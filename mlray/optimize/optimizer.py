@@ -107,6 +107,8 @@ class OptimizationResult:
                     "improvements": s.improvements,
                     "ended_by": s.ended_by,
                     "handovers": s.handovers,
+                    "taken_from": s.taken_from,
+                    "given": s.given,
                     "restarted": s.restarted,
                     "threads": s.threads,
                     "error": s.error,

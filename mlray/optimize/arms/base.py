@@ -36,6 +36,7 @@ ARM_KINDS = {
     "cp_sat": "mlray.optimize.arms.cpsat_jobshop:CpSatJobShopArm",
     "routing": "mlray.optimize.arms.ortools_routing:OrToolsRoutingArm",
     "pyvrp": "mlray.optimize.arms.pyvrp_arm:PyVrpArm",
+    "jobshop_tabu": "mlray.optimize.arms.jobshop_tabu:JobShopTabuArm",
 }
 SNAPSHOT_TIMEOUT_S = 10.0
 
@@ -79,7 +80,9 @@ class ArmStats:
     rounds: int = 0
     round_ends: dict[str, int] = field(default_factory=dict)
     improvements: int = 0
-    handovers: int = 0
+    handovers: int = 0  # rounds started from another arm's incumbent
+    taken_from: dict[str, int] = field(default_factory=dict)  # those rounds by the incumbent's arm
+    given: int = 0  # rounds of other arms started from this arm's incumbent (set by the portfolio)
     best_objective: int | None = None
     ended_by: str = ""
     seconds: float = 0.0
@@ -257,6 +260,7 @@ def run_arm(arm: Arm, link: StoreLink) -> ArmStats:
             continue
         if start is not None and start.arm != arm.spec.name:
             stats.handovers += 1
+            stats.taken_from[start.arm] = stats.taken_from.get(start.arm, 0) + 1
         round_limit = min(remaining, link.limits.iteration or math.inf)
         link.begin_round(start, allotted)
         result = arm.solve_round(start, round_limit, link, stats.rounds)
@@ -296,3 +300,9 @@ class ArmActor:
             warnings.simplefilter("ignore", DeprecationWarning)  # raised by Ray's own property
             stats.restarted = ray.get_runtime_context().was_current_actor_reconstructed
         return stats
+
+
+def count_given(stats: list[ArmStats]) -> None:
+    """Set each arm's ``given``: how many rounds of the other arms started from its incumbents."""
+    for arm in stats:
+        arm.given = sum(other.taken_from.get(arm.name, 0) for other in stats if other is not arm)
