@@ -18,6 +18,7 @@ ends or is dropped.
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ from mlray.optimize.incumbent import CheckpointTarget, Incumbent, IncumbentStore
 from mlray.optimize.problems import Problem
 
 log = logging.getLogger(__name__)
+INLINE_ARGUMENT_BYTES = 100 * 1024  # Ray passes larger arguments through the object store anyway
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,11 @@ def run_portfolio(
         observed=observed,
     )
     actors = {}
-    # Once into the object store, not once per actor (a 1,000-customer matrix pickles to about 3 MB).
-    shared_problem = ray.put(problem)
+    # A large problem goes once into the object store, not once per actor (a 1,000-customer matrix pickles
+    # to about 3 MB). A small one travels inline: Ray logs an error-level caveat for every actor whose
+    # constructor takes an object-store argument (the driver holds it for the whole solve, so it stays).
+    large = len(pickle.dumps(problem)) > INLINE_ARGUMENT_BYTES
+    shared_problem = ray.put(problem) if large else problem
     for spec in specs:
         options = {
             "num_cpus": settings.cpus_per_actor,
