@@ -30,20 +30,22 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT_S = 480
 
 
-def run_child(config_path: Path, result_path: Path, log_path: Path) -> None:
-    """``drain_run`` in its own session; on timeout its whole process group (cluster included) is killed."""
-    ray_tmp = tempfile.mkdtemp(prefix="mlray-drain-", dir="/tmp")  # short: Ray's socket paths live under it
+def run_child(config_path: Path, result_path: Path, log_path: Path, module: str = "tests.train.drain_run",
+              timeout_s: float = CHILD_TIMEOUT_S) -> None:
+    """``module`` (a child with a cluster of its own) in its own session; on timeout its whole process group
+    (cluster included) is killed."""
+    ray_tmp = tempfile.mkdtemp(prefix="mlray-child-", dir="/tmp")  # short: Ray's socket paths live under it
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     try:
         with log_path.open("w") as log:
-            child = subprocess.Popen([sys.executable, "-m", "tests.train.drain_run", str(config_path),
+            child = subprocess.Popen([sys.executable, "-m", module, str(config_path),
                                       str(result_path)], cwd=PROJECT_ROOT, env=env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
             try:
-                child.wait(timeout=CHILD_TIMEOUT_S)
+                child.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"drain_run did not finish in {CHILD_TIMEOUT_S} s:\n{tail(log_path)}")
+                pytest.fail(f"{module} did not finish in {timeout_s:.0f} s:\n{tail(log_path)}")
             finally:
                 kill_group(child)
     finally:

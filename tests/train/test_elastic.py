@@ -5,16 +5,11 @@ a node added, the run grows back to two workers. In a child process with a clust
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
 from tests.train.conftest import training_config
-from tests.train.test_drain import PROJECT_ROOT, kill_group, tail
+from tests.train.test_drain import run_child, tail
 
 pytestmark = pytest.mark.slow
 CHILD_TIMEOUT_S = 600
@@ -29,22 +24,7 @@ def test_a_lost_node_shrinks_the_run_and_a_new_node_grows_it_back(small_data_dir
                              mlflow={"enabled": False})
     config_path, result_path, log_path = tmp_path / "config.json", tmp_path / "result.json", tmp_path / "child.log"
     config_path.write_text(json.dumps(config.model_dump(mode="json")))
-    ray_tmp = tempfile.mkdtemp(prefix="mlray-elastic-", dir="/tmp")  # short: Ray's socket paths live under it
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
-    try:
-        with log_path.open("w") as log:
-            child = subprocess.Popen([sys.executable, "-m", "tests.train.elastic_run", str(config_path),
-                                      str(result_path)], cwd=PROJECT_ROOT, env=env, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                child.wait(timeout=CHILD_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"elastic_run did not finish in {CHILD_TIMEOUT_S} s:\n{tail(log_path)}")
-            finally:
-                kill_group(child)
-    finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    run_child(config_path, result_path, log_path, module="tests.train.elastic_run", timeout_s=CHILD_TIMEOUT_S)
     assert result_path.exists(), tail(log_path)
     result = json.loads(result_path.read_text())
     context = f"{json.dumps(result, indent=1)}\n{tail(log_path)}"
