@@ -149,39 +149,36 @@ def driver_sigterm(ctx: ChaosContext) -> list[Row]:
                 median_max(lost), "<= 1 median")]
 
 
-@scenario("training: SIGTERM to a worker")
-def worker_sigterm(ctx: ChaosContext) -> list[Row]:
+def lost_to_signalled_workers(ctx: ChaosContext, name: str, signum: int, trials: int, first_at: int,
+                              **checkpointing: Any) -> list[int]:
+    """Steps lost per run when rank 0 gets ``signum`` at step ``first_at`` (later in each next trial)."""
     from mlray.train.runner import run_training
     from mlray.train.session import StepLog
 
     lost = []
-    for trial in range(3 if ctx.quick else 5):
-        config = training_config(ctx, f"worker-sigterm-{trial}")
+    for trial in range(trials):
+        config = training_config(ctx, f"{name}-{trial}", **checkpointing)
         log = ctx.workdir / f"{config.run_name}.steps"
-        signaller = signal_rank0_when(log, 90 + 17 * trial, signal.SIGTERM)
+        signaller = signal_rank0_when(log, first_at + 17 * trial, signum)
         summary = run_training(config, wrap_session=StepLog(str(log)))
         signaller.join(timeout=5)
         assert summary["status"] == "completed", summary
         lost.append(steps_lost(log)[0])
+    return lost
+
+
+@scenario("training: SIGTERM to a worker")
+def worker_sigterm(ctx: ChaosContext) -> list[Row]:
+    lost = lost_to_signalled_workers(ctx, "worker-sigterm", signal.SIGTERM, 3 if ctx.quick else 5, 90)
     return [Row("notice preemption: SIGTERM to a worker (checkpoint, Ray Train restarts the group)",
                 "steps lost", median_max(lost), "<= 1 median")]
 
 
 @scenario("training: SIGKILL without notice")
 def worker_sigkill(ctx: ChaosContext) -> list[Row]:
-    from mlray.train.runner import run_training
-    from mlray.train.session import StepLog
-
     every = 30
-    lost = []
-    for trial in range(2 if ctx.quick else 4):
-        config = training_config(ctx, f"sigkill-{trial}", every_n_steps=every)
-        log = ctx.workdir / f"{config.run_name}.steps"
-        killer = signal_rank0_when(log, 100 + 23 * trial, signal.SIGKILL)
-        summary = run_training(config, wrap_session=StepLog(str(log)))
-        killer.join(timeout=5)
-        assert summary["status"] == "completed", summary
-        lost.append(steps_lost(log)[0])
+    lost = lost_to_signalled_workers(ctx, "sigkill", signal.SIGKILL, 2 if ctx.quick else 4, 100,
+                                     every_n_steps=every)
     return [Row(f"SIGKILL to a worker, no notice, step checkpoints every {every} steps (async upload)",
                 "steps lost vs the interval", f"{median_max(lost)}; interval {every}", "<= interval")]
 
@@ -215,7 +212,8 @@ def step_checkpoint_overhead(ctx: ChaosContext) -> list[Row]:
 @scenario("training: node lost, not replaced")
 def node_lost(ctx: ChaosContext) -> list[Row]:
     return [Row("node lost, not replaced (elastic training)", "seconds until training continues on fewer "
-                "workers", "not measured: elastic `num_workers: [min, max]` is not implemented yet", "<= 30 s")]
+                "workers", "not measured here (needs a multi-node cluster of its own): "
+                "`pytest -s tests/train/test_elastic.py` prints it", "<= 30 s")]
 
 
 # ---------------------------------------------------------------------------------------------- main
