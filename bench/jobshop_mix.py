@@ -129,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     notes = (
         f"Instances {' '.join(names)}, seeds 0..{args.seeds - 1}, {time_limit:g} s of search per run, "
-        f"{args.cpus} CPUs per contender, {len(pairs)} (instance, seed) pairs. Gap = (objective - best known) / "
-        "best known. impr: improvements of the shared incumbent by that arm; final: runs in which it held "
-        "the final incumbent; taken: its rounds started from the other arm's incumbent (a CP-SAT round hinted "
+        f"{args.cpus} CPUs per contender, {len(pairs)} (instance, seed) pairs. "
+        "Gap = (objective - best known) / best known. impr: improvements of the shared incumbent by that "
+        "arm; final: runs in which it held the final incumbent; taken: its rounds started from the other "
+        "arm's incumbent (a CP-SAT round hinted "
         f"by tabu, or a tabu restart from CP-SAT's). Whole bench: {time.monotonic() - started:.0f} s."
     )
     write_result(

@@ -44,12 +44,15 @@ class ArmSection(ConfigModel):
     """One arm of the portfolio."""
 
     name: str | None = Field(default=None, description="Unique name; default '<kind>-<index>'.")
-    kind: str = Field(description="cp_sat, routing, pyvrp, or an import path 'pkg.module:ArmClass'.")
+    kind: str = Field(
+        description="cp_sat, routing, pyvrp, jobshop_tabu, or an import path 'pkg.module:ArmClass'."
+    )
     seed: NonNegativeInt = 0
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="cp_sat: CP-SAT parameters by name (num_workers, search_branching, subsolvers...); "
-        "routing: first_solution, metaheuristic, solution_limit; pyvrp: IteratedLocalSearchParams fields.",
+        "routing: first_solution, metaheuristic, solution_limit; pyvrp: IteratedLocalSearchParams fields; "
+        "jobshop_tabu: threads, tenure_min, tenure_span, stall, shake.",
     )
     improve_only: bool = Field(
         default=False, description="Only search from an incumbent found by another arm."
@@ -66,7 +69,11 @@ class SolverSection(ConfigModel):
         default="auto", description="auto: cp_sat for job shop, routing for CVRP/VRPTW."
     )
     time_limit: PositiveFloat = Field(default=60, description="Search seconds (the actors' common deadline).")
-    num_actors: PositiveInt = Field(default=2, description="Arms when 'arms' is null (default portfolio).")
+    num_actors: PositiveInt = Field(
+        default=2,
+        description="Arms when 'arms' is null (default portfolio; job shop: CP-SAT arms and, from 2 on, "
+        "the tabu arm last, held to its share of threads).",
+    )
     cpus_per_actor: PositiveFloat = 1
     workers_per_arm: PositiveInt | None = Field(
         default=None, description="Threads per arm (CP-SAT num_workers); null = cpus_per_actor rounded up."

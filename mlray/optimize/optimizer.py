@@ -359,7 +359,14 @@ class PortfolioOptimizer:
 
 
 class SchedulingOptimizer(PortfolioOptimizer):
-    """Job shop on CP-SAT arms that differ in seed and search strategy."""
+    """Job shop on CP-SAT arms that differ in seed and search strategy, plus the tabu arm.
+
+    With two or more arms the last one is the tabu arm (``jobshop_tabu``), held to its race share
+    of threads: after the race it keeps them and the best CP-SAT arm takes the rest (CP-SAT with
+    n-1 workers and tabu with 1 at 2 CPUs), unless a CP-SAT arm leads, which then takes all. CP-SAT
+    and tabu exchange incumbents both ways. Chosen by measurement against one CP-SAT with all the
+    CPUs and other mixes: bench/jobshop_mix.py.
+    """
 
     problem_types = (JobShopProblem,)
     solver_type = "cp_sat"
@@ -372,15 +379,22 @@ class SchedulingOptimizer(PortfolioOptimizer):
     ]
 
     def default_arms(self, problem: Problem, count: int) -> list[ArmSection]:
-        return [
+        solver = self.config.solver
+        cp_sat = [
             ArmSection(
                 kind="cp_sat",
-                seed=self.config.solver.seed + i,
-                receive=i > 0,  # the anchor: never worse than its own run
+                seed=solver.seed + i,
+                # With a tabu arm, the first CP-SAT arm takes its schedules as hints (no anchor).
+                receive=i > 0 or count > 1,
                 options=self.STRATEGIES[i % len(self.STRATEGIES)],
             )
-            for i in range(count)
+            for i in range(max(1, count - 1))
         ]
+        if count < 2:
+            return cp_sat
+        walkers = solver.workers_per_arm or math.ceil(solver.cpus_per_actor)
+        tabu = ArmSection(kind="jobshop_tabu", seed=solver.seed + count - 1, options={"threads": walkers})
+        return [*cp_sat, tabu]
 
 
 class RoutingOptimizer(PortfolioOptimizer):

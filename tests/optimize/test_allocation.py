@@ -54,7 +54,14 @@ def test_after_the_race_the_leading_cp_sat_arm_gets_both_cpus(ray_cluster, insta
     """ta01 is not solved in seconds, so the race ends with a leader: it goes on with 2 workers
     from the incumbent, the other arm parks, and the threads in use never exceed the 2 given."""
     problem = read_problem(instance("jsp/ta01"))
-    config = make_config(**{"solver.time_limit": 6, "solver.race_fraction": 0.2, "output.plots": False})
+    two_cp_sat = [
+        {"kind": "cp_sat", "receive": False},
+        {"kind": "cp_sat", "options": {"optimize_with_core": True}},
+    ]  # the rule under test, not the default job-shop portfolio (which holds its tabu arm to one thread)
+    config = make_config(
+        **{"solver.time_limit": 6, "solver.race_fraction": 0.2, "output.plots": False},
+        **{"solver.arms": two_cp_sat},
+    )
     result = SchedulingOptimizer(config).parallel_solve(problem)
     assert result.feasible, result.violations
     assert len(result.allocation_history) == 1, result.allocation_history

@@ -1,4 +1,4 @@
-"""The job-shop tabu arm: its compiled search against the independent checker, and its exchange with CP-SAT."""
+"""The job-shop tabu arm: its compiled search against the independent checker, its exchange with CP-SAT."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def test_killed_arms_are_restarted_or_dropped_and_the_solve_goes_on(ray_cluster,
     stats = {s.name: s for s in result.arm_stats}
     assert stats["cp_sat-1"].ended_by == "dropped" and stats["cp_sat-1"].error, stats
     assert stats["cp_sat-0"].restarted and stats["cp_sat-0"].error is None, stats
-    assert stats["cp_sat-2"].error is None and stats["cp_sat-2"].rounds >= 1, stats
+    assert stats["jobshop_tabu-2"].error is None and stats["jobshop_tabu-2"].rounds >= 1, stats
     assert result.feasible and result.status in ("time_limit", "optimal")
 
 

@@ -219,7 +219,9 @@ def tabu_parameters(problem: JobShopProblem, options: dict[str, Any]) -> dict[st
         raise ValueError(f"jobshop_tabu options: unknown {unknown}; expected some of {list(OPTIONS)}")
     for name, value in options.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "threads" else 0):
-            raise ValueError(f"jobshop_tabu options.{name}: expected an integer >= 0 (threads >= 1), got {value!r}")
+            raise ValueError(
+                f"jobshop_tabu options.{name}: expected an integer >= 0 (threads >= 1), got {value!r}"
+            )
     tenure_min = options.get("tenure_min", 10 + len(problem.jobs) // problem.num_machines)
     return {
         "tenure_min": tenure_min,

@@ -18,6 +18,10 @@ After ``stall`` iterations without a new best the walk restarts from its best sc
 shaken by a few random swaps of adjacent critical operations (also cycle-free).
 When N5 has no move, the critical path lies on one machine or in one job: the
 makespan equals a lower bound and the schedule is optimal.
+
+Compiling (``cache=True``): about 3.6 s on first use with an empty cache, 0.3 s when loaded from
+numba's cache (``__pycache__`` beside this file), measured here; the arm pays it in its constructor,
+before the search clock starts.
 """
 
 from __future__ import annotations
