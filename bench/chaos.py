@@ -216,6 +216,16 @@ def node_lost(ctx: ChaosContext) -> list[Row]:
                 "`pytest -s tests/train/test_elastic.py` prints it", "<= 30 s")]
 
 
+# ---------------------------------------------------------------------------------------------- serving
+
+
+@scenario("serving: replica SIGKILL / node drain under load")
+def serving_failed_requests(ctx: ChaosContext) -> list[Row]:
+    from bench.chaos_serving import failed_requests
+
+    return failed_requests(ctx)
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
