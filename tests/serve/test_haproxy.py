@@ -15,7 +15,6 @@ the reason, when Ray would find no HAProxy binary.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import subprocess
@@ -40,11 +39,10 @@ from mlray.serve.cluster_env import (
     haproxy_binary,
     haproxy_snapshot,
     local_haproxy_env,
-    pids_where,
     requests_by_server,
     stop_haproxy,
-    terminate,
 )
+from mlray.serve.local_cluster import stop_marked
 from mlray.storage.emulator import free_port
 from tests.serve.conftest import assert_same_predictions, base_config, expected, sample_rows, wait_for
 
@@ -103,27 +101,6 @@ class HAProxyServe:
     url: str
     api_key: str
     haproxy_dir: Path
-
-
-def processes_marked(marker: str) -> list[int]:
-    """Our cluster's processes: ``marker`` (its private folder) in their command line or environment.
-
-    Ray's workers rename their command line (``ray::ServeReplica:...``) but inherit the head's environment,
-    which names the folder (HAProxy's socket path), so they are found too; processes of other users and
-    clusters are not.
-    """
-    needle = marker.encode()
-    return pids_where(lambda entry: int(entry.name) != os.getpid()
-                      and any(needle in (entry / part).read_bytes() for part in ("cmdline", "environ")))
-
-
-def stop_marked(marker: str, timeout_s: float = 5.0) -> list[int]:
-    """SIGTERM, then SIGKILL, the processes ``processes_marked(marker)``; the PIDs still there.
-
-    A throwaway cluster: GCS, raylet and Serve's actors take well over 10 s to drain on SIGTERM
-    (measured), so they get ``timeout_s`` and then SIGKILL.
-    """
-    return terminate(lambda: processes_marked(marker), timeout_s)
 
 
 @pytest.fixture
