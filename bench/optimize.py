@@ -133,8 +133,9 @@ def solve(path: Path, solver: dict[str, Any], time_limit: float, run_dir: Path, 
 
 @dataclass
 class ProcessWatch:
-    """Samples the Ray actor processes (``ray::<Class>`` titles) on a thread while a solve runs:
-    the peak of their summed resident memory, and the CPU seconds each class used meanwhile."""
+    """Samples this driver's Ray actor processes (``ray::<Class>`` titles, descendants of this process:
+    never another Ray cluster's on the same machine) on a thread while a solve runs: the peak of their
+    summed resident memory, and the CPU seconds each class used meanwhile."""
 
     interval: float = 0.2
     peak_rss_bytes: int = 0
@@ -159,13 +160,14 @@ class ProcessWatch:
     def _run(self) -> None:
         import psutil
 
+        driver = psutil.Process()
         while not self._stop.is_set():
             total = 0
-            for process in psutil.process_iter(["cmdline"]):
-                title = (process.info["cmdline"] or [""])[0]
-                if not title.startswith(("ray::ArmActor", "ray::IncumbentStore")):
-                    continue
+            for process in driver.children(recursive=True):
                 try:
+                    title = (process.cmdline() or [""])[0]
+                    if not title.startswith(("ray::ArmActor", "ray::IncumbentStore")):
+                        continue
                     with process.oneshot():
                         total += process.memory_info().rss
                         cpu = sum(process.cpu_times()[:2])
