@@ -7,7 +7,8 @@ Each contender gets the same search time and ``--cpus`` CPUs (default 2):
   one thread each, race then focus);
 - ``CP-SAT + tabu, fixed``: CP-SAT with ``cpus - 1`` workers and the tabu arm with 1 walker, exchanging
   incumbents both ways for the whole run (neither can take the other's CPUs);
-- ``CP-SAT + tabu, race``: both uncapped, one thread each during the race, then the leader takes all;
+- ``CP-SAT + tabu, race (default)``: both uncapped, one thread each during the race, then the leader
+  takes all (the default job-shop portfolio at 2 CPUs);
 - ``tabu alone``: the tabu arm with ``cpus`` walkers.
 
 Instances (``INSTANCES``): none was used to tune the tabu arm's parameters (ta11, ta21, ta25 and la29
@@ -53,7 +54,7 @@ def contenders(cpus: int) -> dict[str, dict[str, Any]]:
                 {"kind": "jobshop_tabu", "options": {"threads": 1}},
             ],
         },
-        "CP-SAT + tabu, race": {**one_each, "arms": [{"kind": "cp_sat"}, {"kind": "jobshop_tabu"}]},
+        "CP-SAT + tabu, race (default)": {**one_each, "arms": [{"kind": "cp_sat"}, {"kind": "jobshop_tabu"}]},
         "tabu alone": {"arms": [{"kind": "jobshop_tabu"}], "cpus_per_actor": cpus},
     }
 
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                     counts.setdefault("final", Counter())[kinds.get(result.history[-1]["arm"], "?")] += 1
                 for stats in result.arm_stats:
                     counts.setdefault("taken", Counter())[stats.kind] += stats.handovers
+                    counts.setdefault("improvements", Counter())[stats.kind] += 0  # listed even if none
                 print(
                     f"{name:6} seed {seed} {contender:22} {result.status:10} objective {result.objective} "
                     f"gap {gap:.2f}% arms "

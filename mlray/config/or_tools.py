@@ -72,7 +72,7 @@ class SolverSection(ConfigModel):
     num_actors: PositiveInt = Field(
         default=2,
         description="Arms when 'arms' is null (default portfolio; job shop: CP-SAT arms and, from 2 on, "
-        "the tabu arm last, held to its share of threads).",
+        "the tabu arm last).",
     )
     cpus_per_actor: PositiveFloat = 1
     workers_per_arm: PositiveInt | None = Field(

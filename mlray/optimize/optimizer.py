@@ -361,11 +361,10 @@ class PortfolioOptimizer:
 class SchedulingOptimizer(PortfolioOptimizer):
     """Job shop on CP-SAT arms that differ in seed and search strategy, plus the tabu arm.
 
-    With two or more arms the last one is the tabu arm (``jobshop_tabu``), held to its race share
-    of threads: after the race it keeps them and the best CP-SAT arm takes the rest (CP-SAT with
-    n-1 workers and tabu with 1 at 2 CPUs), unless a CP-SAT arm leads, which then takes all. CP-SAT
-    and tabu exchange incumbents both ways. Chosen by measurement against one CP-SAT with all the
-    CPUs and other mixes: bench/jobshop_mix.py.
+    With two or more arms the last one is the tabu arm (``jobshop_tabu``). All race on equal threads,
+    exchanging incumbents both ways (tabu restarts from CP-SAT's, CP-SAT takes tabu's as hints); then
+    the leader takes every thread (the tabu arm runs one walker per thread). Chosen by measurement
+    (bench/jobshop_mix.py, 2 CPUs): this beat holding the tabu arm to one thread beside CP-SAT.
     """
 
     problem_types = (JobShopProblem,)
@@ -392,9 +391,7 @@ class SchedulingOptimizer(PortfolioOptimizer):
         ]
         if count < 2:
             return cp_sat
-        walkers = solver.workers_per_arm or math.ceil(solver.cpus_per_actor)
-        tabu = ArmSection(kind="jobshop_tabu", seed=solver.seed + count - 1, options={"threads": walkers})
-        return [*cp_sat, tabu]
+        return [*cp_sat, ArmSection(kind="jobshop_tabu", seed=solver.seed + count - 1)]
 
 
 class RoutingOptimizer(PortfolioOptimizer):

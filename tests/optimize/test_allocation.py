@@ -57,7 +57,7 @@ def test_after_the_race_the_leading_cp_sat_arm_gets_both_cpus(ray_cluster, insta
     two_cp_sat = [
         {"kind": "cp_sat", "receive": False},
         {"kind": "cp_sat", "options": {"optimize_with_core": True}},
-    ]  # the rule under test, not the default job-shop portfolio (which holds its tabu arm to one thread)
+    ]  # two CP-SAT arms: the default job-shop portfolio has a tabu arm, which may lead instead
     config = make_config(
         **{"solver.time_limit": 6, "solver.race_fraction": 0.2, "output.plots": False},
         **{"solver.arms": two_cp_sat},
