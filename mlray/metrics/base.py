@@ -10,6 +10,7 @@ names, arm names, ranks, versions and states, never ids or free text.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,6 +80,8 @@ class Recorder:
     def __init__(self, enabled: bool, **labels: str):
         self.enabled = recording(enabled)
         self.labels = labels
+        self._gauges: dict[tuple[MetricSpec, tuple[tuple[str, str], ...]], float] = {}
+        self._stop_refreshing: threading.Event | None = None
 
     def _tags(self, spec: MetricSpec, extra: dict[str, str]) -> dict[str, str]:
         tags = {**self.labels, **extra}
@@ -96,7 +99,31 @@ class Recorder:
 
     def set(self, spec: MetricSpec, value: float | None, **labels: str) -> None:
         if self.enabled and value is not None:
-            spec.create().set(float(value), tags=self._tags(spec, labels))
+            tags = self._tags(spec, labels)
+            self._gauges[(spec, tuple(sorted(tags.items())))] = float(value)
+            spec.create().set(float(value), tags=tags)
+
+    def keep_gauges_alive(self, interval_s: float = 5.0) -> None:
+        """Set every gauge again each ``interval_s`` from a daemon thread until ``stop_refreshing()``.
+
+        Ray exports a gauge only for a short while (seconds) after it was last set: a value set once,
+        such as the last checkpoint's time, would vanish while it still holds. The thread also runs
+        while the main thread hangs, so a hung run still exports that it runs (and takes no steps).
+        """
+        if not self.enabled or self._stop_refreshing is not None:
+            return
+        stop = self._stop_refreshing = threading.Event()
+
+        def refresh() -> None:
+            while not stop.wait(interval_s):
+                for (spec, tags), value in list(self._gauges.items()):
+                    spec.create().set(value, tags=dict(tags))
+
+        threading.Thread(target=refresh, name="mlray-metrics-refresh", daemon=True).start()
+
+    def stop_refreshing(self) -> None:
+        if self._stop_refreshing is not None:
+            self._stop_refreshing.set()
 
     def observe(self, spec: MetricSpec, value: float, **labels: str) -> None:
         if self.enabled:

@@ -40,10 +40,11 @@ class MaterializeMetrics(Recorder):
 class OnlineFeatureMetrics(Recorder):
     def __init__(self, enabled: bool, feature_service: str, ttl_seconds: float | None):
         super().__init__(enabled, feature_service=feature_service)
-        self.set(TTL, ttl_seconds)
+        self.ttl_seconds = ttl_seconds
 
     def lookup(self, seconds: float, ages: list[float]) -> None:
         self.observe(LOOKUP, seconds)
+        self.set(TTL, self.ttl_seconds)  # with each age: Ray drops a gauge that is not set again
         if ages:
             self.set(SERVED_AGE, max(ages))
 

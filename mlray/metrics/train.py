@@ -61,10 +61,12 @@ class TrainMetrics(Recorder):
             self.set(RUNNING, 1)
             self.start_at_zero(RESTARTS)
             self.start_at_zero(PREEMPTIONS)
+            self.keep_gauges_alive()
 
     def finished(self) -> None:
         if self.leader:
             self.set(RUNNING, 0)
+            self.stop_refreshing()
 
     def resumed(self) -> None:
         if self.leader:

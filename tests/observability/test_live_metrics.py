@@ -81,8 +81,9 @@ def materialize_and_look_up(root: Path) -> None:
     materialize(setup.config)
     enricher = OnlineFeatureEnricher(features_config=str(setup.config_path))
     drivers = sorted(setup.data.driver_stats["driver_id"].unique())[:5]
-    for driver in drivers * 4:
+    for driver in drivers * 6:  # spread over ~15 s: several scrapes see lookups going on
         enricher.enrich([{"driver_id": int(driver), "trip_distance_km": 3.0}])
+        time.sleep(0.5)
 
 
 def train(root: Path) -> None:
