@@ -50,6 +50,13 @@ NOT_IN_IMAGE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "bui
 NOT_INHERITED_PREFIXES = ("MLRAY_",)
 NOT_INHERITED = {"MLFLOW_TRACKING_URI", "PYTHONPATH", "RAY_ADDRESS"}
 RO_BIND = 'mount --bind -o ro "$0" "$0" && cd "$0" && exec "$@"'
+# The venv holds an editable install of the checkout (a finder on sys.meta_path, from a .pth file), which
+# the image has not: Python runs this after the .pth files and removes it, so that a module missing from
+# the image's app directory and wheel is missing for the jobs too.
+NO_EDITABLE_INSTALL = """import sys
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
+sys.path_hooks[:] = [h for h in sys.path_hooks if not getattr(h, "__module__", "").startswith("__editable__")]
+"""
 
 
 @dataclass(frozen=True)
@@ -142,7 +149,10 @@ class RehearsalHead:
         env.update(image_env(parse(DOCKERFILE.read_text())))
         env.update(self.env)
         env.update(local_haproxy_env(self.haproxy_dir, free_port(), free_port(), free_port()))
-        env["PYTHONPATH"] = str(self.app.site_dir)
+        hide = self.base / "no-editable"
+        hide.mkdir(exist_ok=True)
+        (hide / "sitecustomize.py").write_text(NO_EDITABLE_INSTALL)
+        env["PYTHONPATH"] = os.pathsep.join([str(self.app.site_dir), str(hide)])
         return env
 
     def up(self) -> None:

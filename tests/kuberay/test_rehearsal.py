@@ -104,8 +104,10 @@ def test_manifests_run_as_rendered(gcs_emulator, mlflow_server, tmp_path_factory
     try:
         # The jobs import the installed project and the image's copy, not the editable checkout.
         probe = head.submit(
-            "python -c \"import json, jobs, mlray, os; print(json.dumps({'job': 'probe', 'cwd': os.getcwd(), "
-            "'mlray': mlray.__file__, 'jobs': jobs.__file__, 'writable': os.access('.', os.W_OK)}))\"",
+            "python -c \"import json, jobs, mlray, os, sys; "
+            "print(json.dumps({'job': 'probe', 'cwd': os.getcwd(), 'mlray': mlray.__file__, "
+            "'jobs': jobs.__file__, 'writable': os.access('.', os.W_OK), "
+            "'finders': [getattr(f, '__module__', '') for f in sys.meta_path]}))\"",
             {}, timeout=120,
         )  # fmt: skip
         assert probe.returncode == 0, probe.stdout[-3000:] + probe.stderr[-3000:]
@@ -113,6 +115,7 @@ def test_manifests_run_as_rendered(gcs_emulator, mlflow_server, tmp_path_factory
         assert Path(where["cwd"]) == app.app_dir, where
         for module in ("mlray", "jobs"):
             assert not Path(where[module]).is_relative_to(PROJECT_ROOT), where
+        assert not [finder for finder in where["finders"] if finder.startswith("__editable__")], where
         print(f"app directory read-only by: {head.read_only_by}")
         if head.read_only_by.startswith("read-only bind mount"):
             assert not where["writable"], where  # even for root, as in the pod's readOnlyRootFilesystem
