@@ -37,7 +37,7 @@ WORSE_BY_POINTS = 0.5
 
 def contenders(cpus: int) -> dict[str, dict[str, Any]]:
     """Contender name -> solver section."""
-    one_each = {"cpus_per_actor": 1}
+    one_each = {"cpus_per_actor": cpus // 2}  # two arms, half the CPUs each during the race
     return {
         BASELINE: {"arms": [{"kind": "cp_sat", "options": {"num_workers": cpus}}], "cpus_per_actor": cpus},
         "2 CP-SAT arms": {
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="instance names to keep")
     parser.add_argument("--quick", action="store_true", help="2 instances, 5 s")
     args = parser.parse_args(argv)
-    if args.cpus < 2:
-        raise SystemExit(f"--cpus: expected at least 2 (a CP-SAT and a tabu arm), got {args.cpus}")
+    if args.cpus < 2 or args.cpus % 2:
+        raise SystemExit(f"--cpus: expected an even number >= 2 (two arms, half each), got {args.cpus}")
     names = args.only or (INSTANCES[:2] if args.quick else INSTANCES)
     time_limit = 5.0 if args.quick else args.time_limit
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
