@@ -80,6 +80,13 @@ class TrainingSection(ConfigModel):
         "max (a grow restarts the group from the latest checkpoint; ScalingConfig's "
         "elastic_resize_monitor_interval_s).",
     )
+    worker_group_start_timeout_s: PositiveFloat = Field(
+        default=60.0,
+        description="How long Ray Train waits for a worker group to start before trying again "
+        "(RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S; an explicit environment variable wins). Elastic: after a "
+        "node loss Ray first retries at the old size while the dead node's CPUs still count, and only "
+        "after this timeout starts with fewer workers; keep it short (e.g. 15) for a fast shrink.",
+    )
     use_gpu: bool = Field(default=False, description="One GPU per worker, NCCL backend (gloo on CPU).")
     amp: bool = Field(default=False, description="Mixed precision (autocast + GradScaler); CUDA only.")
     num_epochs: PositiveInt = 100

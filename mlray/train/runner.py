@@ -55,6 +55,7 @@ def prepare_run(config: TrainingJobConfig) -> PreparedRun:
 RAY_TRAIN_ENV_VARS = {
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": lambda config: config.training.health_check_interval_s,
     "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S": lambda config: config.spot.drain_poll_interval_s,
+    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": lambda config: config.training.worker_group_start_timeout_s,
 }
 _SET_BY_USER = {name for name in RAY_TRAIN_ENV_VARS if name in os.environ}
 

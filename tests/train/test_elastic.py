@@ -20,6 +20,7 @@ def test_a_lost_node_shrinks_the_run_and_a_new_node_grows_it_back(small_data_dir
                              run_name="elastic",
                              training={"num_workers": [1, 2], "num_epochs": 1000, "batch_size": 16,
                                        "elastic_resize_interval_s": 5, "max_failures": 5,
+                                       "worker_group_start_timeout_s": 15,
                                        "checkpointing": {"frequency": 1000, "keep_best": 1, "every_n_steps": 25}},
                              mlflow={"enabled": False})
     config_path, result_path, log_path = tmp_path / "config.json", tmp_path / "result.json", tmp_path / "child.log"
