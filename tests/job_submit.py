@@ -21,10 +21,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NO_AGENT = "No available agent to submit job"
 # Ray names a working-dir package by the hash of its content. Submissions of identical content
 # share one package, and when one job ends Ray may delete it from the GCS while the next job's
-# workers still have to download it ("Failed to download runtime_env file package", seen in CI
-# after the upload's 600 s pin had run out). Each submission here therefore carries a file
-# of its own, so that no two jobs share a package.
+# workers still have to download it. Each submission here therefore carries a file of its own,
+# so that no two jobs share a package.
 SUBMISSION_MARKER = ".mlray-submission"
+# Even with a package of its own, CI on 2 cores once saw a job's Train actors fail 13 s after the
+# upload because the package was gone from the GCS (Ray's reference counting; the driver itself
+# had started from it; ray-project/ray#36703 is open). The root cause is not ours to fix here:
+# such a submission is run once more, with a new package, and the retry is printed.
+PACKAGE_LOST = "Failed to download runtime_env file package"
 NOT_UPLOADED = shutil.ignore_patterns(".venv", ".git", "runs", "data", "mlruns", "__pycache__", "*.egg-info",
                                       ".pytest_cache", "build")  # fmt: skip
 
@@ -40,22 +44,20 @@ def submit(dashboard_url: str, *entrypoint: str, timeout: float = 300) -> subpro
     with tempfile.TemporaryDirectory(prefix="mlray-submit-") as scratch:
         working_dir = Path(scratch) / "project"
         shutil.copytree(PROJECT_ROOT, working_dir, ignore=NOT_UPLOADED)
-        mark_unique_package(working_dir)
         command = [
             str(Path(sys.executable).with_name("ray")), "job", "submit",
             "--address", dashboard_url, "--working-dir", str(working_dir), "--", *entrypoint,
         ]  # fmt: skip
-        return _retried_while_no_agent(lambda: subprocess.run(command, capture_output=True, text=True,
-                                                              env=client_env(), timeout=timeout))  # fmt: skip
+        return retried(lambda: subprocess.run(command, capture_output=True, text=True, env=client_env(),
+                                              timeout=timeout), working_dir)  # fmt: skip
 
 
 def submit_as_documented(command: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """A documented shell line (``ray job submit ... -- python -m jobs.X ...``) run in ``cwd`` by ``sh``,
     as a user with the venv activated and ``RAY_AUTH_MODE=token`` exported runs it."""
     env = interpreter_first_on_path(client_env())
-    mark_unique_package(cwd)
-    return _retried_while_no_agent(lambda: subprocess.run(["sh", "-c", command], cwd=cwd, capture_output=True,
-                                                          text=True, env=env, timeout=timeout))  # fmt: skip
+    return retried(lambda: subprocess.run(["sh", "-c", command], cwd=cwd, capture_output=True, text=True,
+                                          env=env, timeout=timeout), cwd)  # fmt: skip
 
 
 def mark_unique_package(working_dir: Path) -> None:
@@ -63,17 +65,26 @@ def mark_unique_package(working_dir: Path) -> None:
     (working_dir / SUBMISSION_MARKER).write_text(uuid.uuid4().hex)
 
 
-def _retried_while_no_agent(
-    run: Callable[[], subprocess.CompletedProcess[str]],
+def retried(
+    run: Callable[[], subprocess.CompletedProcess[str]], working_dir: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """``run()`` again while the job agent is not up, and once more if Ray lost the job's package;
+    each time with a package of its own when the submission uploads ``working_dir``."""
     deadline = time.monotonic() + 30
+    package_retries = 1
     while True:
+        if working_dir is not None:
+            mark_unique_package(working_dir)
         result = run()
-        if NO_AGENT not in result.stderr:
+        if NO_AGENT in result.stderr:
+            if time.monotonic() > deadline:
+                pytest.skip(f"{NO_AGENT}: the dashboard agent's port 52365 is taken by another Ray instance here")
+            time.sleep(1)  # poll interval while the agent starts
+        elif result.returncode != 0 and PACKAGE_LOST in result.stdout + result.stderr and package_retries:
+            package_retries -= 1
+            print(f"ray lost the job's working-dir package ({PACKAGE_LOST}); submitting once more")
+        else:
             return result
-        if time.monotonic() > deadline:
-            pytest.skip(f"{NO_AGENT}: the dashboard agent's port 52365 is taken by another Ray instance here")
-        time.sleep(1)  # poll interval while the agent starts
 
 
 def job_summary(output: str, job: str) -> dict[str, Any]:

@@ -22,10 +22,22 @@ from mlray.storage.filesystem import EMULATOR_ENV
 READY_TIMEOUT_S = 30.0
 
 
+_HANDED_OUT_PORTS: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A port free now and not returned before by this process.
+
+    Callers pick several ports before anything binds them (``ray start`` takes six); the kernel
+    may offer the same free port twice in a row, and Ray then refuses to start (seen in CI).
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT_PORTS:
+            _HANDED_OUT_PORTS.add(port)
+            return port
 
 
 def emulator_executable() -> str:

@@ -39,7 +39,7 @@ from mlray.cluster.local import (
 from mlray.kuberay.dockerfile import copies, image_env, parse
 from mlray.serve.cluster_env import local_haproxy_env, stop_haproxy
 from mlray.storage.emulator import free_port
-from tests.job_submit import _retried_while_no_agent
+from tests.job_submit import retried
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = PROJECT_ROOT / "clusters" / "image" / "Dockerfile"
@@ -184,7 +184,7 @@ class RehearsalHead:
             ray_executable(), "job", "submit", "--address", self.ports.dashboard_url,
             "--runtime-env-json", json.dumps({"env_vars": dict(env_vars)}), "--", *shlex.split(entrypoint),
         ]  # fmt: skip
-        return _retried_while_no_agent(  # a just-started head's job agent may not be up yet
+        return retried(  # a just-started head's job agent may not be up yet
             lambda: subprocess.run(command, env=client_env(), capture_output=True, text=True, timeout=timeout)
         )
 
