@@ -18,6 +18,7 @@ import collections
 import contextlib
 import logging
 import shutil
+import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -196,15 +197,18 @@ def _plain(value: Any) -> Any:
 def post_with_progress(
     url: str, bodies: list[dict[str, Any]], concurrency: int, headers: list[dict[str, str]] | None = None
 ) -> list[Any]:
-    """``post_concurrently`` in a few chunks, one progress line after each."""
+    """``post_concurrently`` in a few chunks: a bar on a terminal, one plain line per chunk in logs."""
+    from mlray.metrics.progress import Progress
     from mlray.serve.client import answered, post_concurrently
 
     responses: list[Any] = []
     chunk = max(1, -(-len(bodies) // PROGRESS_LINES))
-    for start in range(0, len(bodies), chunk):
-        end = start + chunk
-        responses += post_concurrently(url, bodies[start:end], concurrency, headers[start:end] if headers else None)
-        print(f"    {len(responses)}/{len(bodies)} sent, {sum(map(answered, responses))} answered", flush=True)
+    with Progress("    queries", total=len(bodies), stream=sys.stdout, interval_s=0) as progress:
+        for start in range(0, len(bodies), chunk):
+            end = start + chunk
+            responses += post_concurrently(url, bodies[start:end], concurrency,
+                                           headers[start:end] if headers else None)
+            progress.update(len(responses), f"{sum(map(answered, responses))} answered")
     return responses
 
 
