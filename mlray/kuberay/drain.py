@@ -21,8 +21,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+
+from mlray.ray_private import NodeRecord, drain_node_for_preemption, node_records
 
 log = logging.getLogger("mlray.kuberay.drain")
 
@@ -39,35 +40,23 @@ def gcs_address(environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def node_id_for_ip(nodes: Mapping[Any, Any], ip: str, alive_state: int) -> str | None:
-    """Hex id of the alive node whose raylet listens on ``ip`` (``get_all_node_info`` output)."""
-    for node_id, info in nodes.items():
-        if info.node_manager_address == ip and info.state == alive_state:
-            return node_id.hex()
-    return None
+def node_id_for_ip(nodes: Iterable[NodeRecord], ip: str) -> str | None:
+    """Hex id of the alive node whose raylet listens on ``ip`` (a pod IP may also name dead earlier nodes)."""
+    return next((node.node_id for node in nodes if node.ip == ip and node.alive), None)
 
 
 def drain(address: str, node_ip: str, deadline_seconds: int, poll_seconds: float = 1.0) -> str:
-    from ray._raylet import GcsClient
-    from ray.core.generated import autoscaler_pb2, gcs_pb2
-
-    alive = gcs_pb2.GcsNodeInfo.ALIVE
-    client = GcsClient(address=address)
-    node_id = node_id_for_ip(client.get_all_node_info(timeout=RPC_TIMEOUT_S), node_ip, alive)
+    node_id = node_id_for_ip(node_records(address, RPC_TIMEOUT_S), node_ip)
     if node_id is None:
         return f"no alive Ray node at {node_ip}: nothing to drain"
     deadline = time.time() + deadline_seconds
-    accepted, rejection = client.drain_node(
-        node_id,
-        autoscaler_pb2.DrainNodeReason.Value("DRAIN_NODE_REASON_PREEMPTION"),
-        "Kubernetes is stopping the pod (preStop)",
-        int(deadline * 1000),
-    )
+    accepted, rejection = drain_node_for_preemption(address, node_id, "Kubernetes is stopping the pod (preStop)",
+                                                    deadline)
     if not accepted:
         return f"drain of {node_id} rejected: {rejection}"
     while time.time() < deadline:
         # The raylet exits by itself once it is draining and idle.
-        if node_id_for_ip(client.get_all_node_info(timeout=RPC_TIMEOUT_S), node_ip, alive) is None:
+        if node_id_for_ip(node_records(address, RPC_TIMEOUT_S), node_ip) is None:
             return f"node {node_id} drained"
         time.sleep(poll_seconds)
     return f"node {node_id} still busy at the deadline ({deadline_seconds} s)"

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from mlray.kuberay.pods import GKE_SPOT_SELECTOR, MARKET_LABEL, RAY_SESSION_DIR
-from mlray.kuberay.schemas import Problem, format_path, object_name
+from mlray.kuberay.problems import Problem, format_path, object_name
 
 Manifest = dict[str, Any]
 Path_ = tuple[Any, ...]

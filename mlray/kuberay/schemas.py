@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.resources
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import importlib_resources
 import jsonschema
 import kubernetes_validate
 import kubernetes_validate.utils
 import yaml
+
+from mlray.kuberay.problems import Problem, format_path, object_name
 
 Schema = dict[str, Any]
 
@@ -34,33 +35,6 @@ MONITORING_CRD_FILES = (
     "monitoring.coreos.com_servicemonitors.yaml",
 )
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One violation: which object, where in it, and what is wrong."""
-
-    source: str  # file (or other origin) of the object
-    object: str  # Kind/name
-    path: str  # dotted path inside the object, e.g. spec.workerGroupSpecs[0].template
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.object}: {self.path or '<root>'}: {self.message}"
-
-
-def format_path(parts: Iterable[Any]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def object_name(document: Any) -> str:
-    if not isinstance(document, dict):
-        return "<not an object>"
-    name = (document.get("metadata") or {}).get("name", "<unnamed>")
-    return f"{document.get('kind', '<no kind>')}/{name}"
 
 
 def strict(schema: Any) -> Any:
@@ -88,7 +62,7 @@ def _kubernetes_definitions(version: str) -> Schema:
     supported = [v for v in kubernetes_validate.utils.all_versions() if _minor(v) <= _minor(version)]
     if not supported:
         raise ValueError(f"kubernetes-validate has no schemas for Kubernetes {version}")
-    ref = importlib_resources.files("kubernetes_validate").joinpath(
+    ref = importlib.resources.files("kubernetes_validate").joinpath(
         f"kubernetes-json-schema/v{supported[-1]}-local-strict/_definitions.json"
     )
     return json.loads(ref.read_text())["$defs"]

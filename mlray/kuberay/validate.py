@@ -8,7 +8,8 @@ from typing import Any
 
 from mlray.kuberay import rules
 from mlray.kuberay.pods import WORKLOAD_LABEL
-from mlray.kuberay.schemas import Problem, SchemaSet
+from mlray.kuberay.problems import Problem
+from mlray.kuberay.schemas import SchemaSet
 from mlray.kuberay.workloads import all_job_settings
 
 GraceLookup = Callable[[dict[str, Any]], float]

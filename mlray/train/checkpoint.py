@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from mlray.models.trust import UntrustedModel, weights_only_load
+from mlray.ray_private import checkpoint_manager_snapshot_filename
 from mlray.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -187,12 +188,11 @@ def registered_checkpoints(run_storage: Storage) -> set[str]:
 
     Empty when there is no snapshot or it does not parse: then nothing counts as unregistered.
     """
-    from ray.train.v2._internal.constants import CHECKPOINT_MANAGER_SNAPSHOT_FILENAME
-
-    if not run_storage.exists(CHECKPOINT_MANAGER_SNAPSHOT_FILENAME):
+    snapshot_name = checkpoint_manager_snapshot_filename()
+    if not run_storage.exists(snapshot_name):
         return set()
     try:
-        snapshot = json.loads(run_storage.read_text(CHECKPOINT_MANAGER_SNAPSHOT_FILENAME))
+        snapshot = json.loads(run_storage.read_text(snapshot_name))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         log.warning("Ray Train's checkpoint snapshot of %s is unreadable (%s): pruning nothing",
                     run_storage.url(), exc)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import torch
 
+from mlray.ray_private import set_worker_exit, worker_exit
 from mlray.train.checkpoint import META_FILE, progress_of
 
 log = logging.getLogger(__name__)
@@ -209,16 +210,14 @@ def defer_worker_sigterm(flag: threading.Event, grace_period: float) -> Callable
 
     A Ray worker's SIGTERM handler exits the process at once. Python runs that
     handler in the main thread, which looks ``raise_sys_exit_with_custom_error_message``
-    up in ``ray._private.worker`` at call time: replacing it there turns SIGTERM into
+    up at call time (``mlray.ray_private.worker_exit``): replacing it turns SIGTERM into
     a flag the loop sees at its next stop check. If the loop has not finished
     within ``grace_period`` the process exits as Ray would have. Returns the undo.
     """
-    import ray._private.worker as ray_worker
-
-    original = ray_worker.raise_sys_exit_with_custom_error_message
+    original = worker_exit()
 
     def restore() -> None:
-        ray_worker.raise_sys_exit_with_custom_error_message = original
+        set_worker_exit(original)
 
     def exit_later(message: str, exit_code: int = 1) -> None:
         if "SIGTERM" not in str(message):
@@ -230,7 +229,7 @@ def defer_worker_sigterm(flag: threading.Event, grace_period: float) -> Callable
         timer.daemon = True
         timer.start()
 
-    ray_worker.raise_sys_exit_with_custom_error_message = exit_later
+    set_worker_exit(exit_later)
     return restore
 
 

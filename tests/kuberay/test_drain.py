@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mlray.kuberay import drain
-
-
-@dataclass(frozen=True)
-class FakeNodeId:
-    value: str
-
-    def hex(self) -> str:
-        return self.value
-
-
-@dataclass
-class NodeInfo:
-    node_manager_address: str
-    state: int
-
-
-ALIVE, DEAD = 0, 1
+from mlray.ray_private import NodeRecord
 
 
 def test_node_is_found_by_pod_ip_among_alive_nodes():
-    nodes = {
-        FakeNodeId("aa"): NodeInfo("10.0.0.5", DEAD),  # an earlier incarnation of the same pod IP
-        FakeNodeId("bb"): NodeInfo("10.0.0.6", ALIVE),
-        FakeNodeId("cc"): NodeInfo("10.0.0.5", ALIVE),
-    }
-    assert drain.node_id_for_ip(nodes, "10.0.0.5", ALIVE) == "cc"
-    assert drain.node_id_for_ip(nodes, "10.0.0.9", ALIVE) is None
+    nodes = [
+        NodeRecord("aa", "10.0.0.5", alive=False),  # an earlier incarnation of the same pod IP
+        NodeRecord("bb", "10.0.0.6", alive=True),
+        NodeRecord("cc", "10.0.0.5", alive=True),
+    ]
+    assert drain.node_id_for_ip(nodes, "10.0.0.5") == "cc"
+    assert drain.node_id_for_ip(nodes, "10.0.0.9") is None
 
 
 def test_gcs_address_prefers_ray_address_then_kuberay_head_service():

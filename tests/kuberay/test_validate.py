@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 import functools
 
 import pytest
@@ -238,3 +240,13 @@ def test_strict_schema_respects_kubernetes_extensions():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"port": [1]}, result)
     assert yaml.safe_load(yaml.safe_dump(result)) == result
+
+
+def test_validate_without_the_validate_extra_exits_2_naming_the_install(tmp_path):
+    """A plain ``pip install mlray`` lacks the schema validators: a clear error, not a traceback."""
+    block = "import sys; sys.modules['kubernetes_validate'] = None; from mlray.kuberay.__main__ import main; "
+    run = subprocess.run(
+        [sys.executable, "-c", block + f"sys.exit(main(['--project', {str(PROJECT_ROOT)!r}, 'validate', "
+         f"{str(CLUSTERS)!r}]))"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "validate needs kubernetes_validate: pip install 'mlray[validate]'" in run.stderr

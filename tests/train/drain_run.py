@@ -34,6 +34,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from mlray.config import TrainingJobConfig
+from mlray.ray_private import drain_node_for_preemption
 from mlray.storage import Storage
 from mlray.storage.emulator import free_port
 from mlray.train.runner import run_training
@@ -87,15 +88,12 @@ class Spot(threading.Thread):
         self.mark("epoch_1_logged")
         result["checkpoints_before_drain"] = checkpoint_names(storage, config.run_name)
 
-        from ray._raylet import GcsClient
-        from ray.core.generated import autoscaler_pb2
-
-        deadline_ms = int((time.time() + DRAIN_DEADLINE_S) * 1000)
+        deadline_s = time.time() + DRAIN_DEADLINE_S
         self.mark("drain_requested")
-        accepted, rejection = GcsClient(address=self.cluster.address).drain_node(
-            self.node.node_id, autoscaler_pb2.DrainNodeReason.Value("DRAIN_NODE_REASON_PREEMPTION"),
-            "spot preemption (test)", deadline_ms)
-        result["drain"] = {"accepted": accepted, "rejection": rejection, "deadline_ms": deadline_ms}
+        # the call the preStop hook (mlray.kuberay.drain) makes
+        accepted, rejection = drain_node_for_preemption(self.cluster.address, self.node.node_id,
+                                                        "spot preemption (test)", deadline_s)
+        result["drain"] = {"accepted": accepted, "rejection": rejection, "deadline_ms": int(deadline_s * 1000)}
         assert accepted, f"GCS rejected the drain: {rejection}"
         result["draining_nodes"] = ray._private.state.state.get_draining_nodes()
 

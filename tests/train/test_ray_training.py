@@ -17,6 +17,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from mlray.models import load_bundle
+from mlray.ray_private import checkpoint_manager_snapshot_filename
 from mlray.serve.versions import load_model_version
 from mlray.storage import Storage
 from mlray.train.checkpoint import META_FILE, STATE_FILE, epoch_of
@@ -40,10 +41,9 @@ def history(mlflow_uri: str, run_id: str, key: str) -> list[float]:
 
 def registered_checkpoints(config) -> str:
     """The Ray Train controller's checkpoint snapshot of the run ('' before it exists)."""
-    from ray.train.v2._internal.constants import CHECKPOINT_MANAGER_SNAPSHOT_FILENAME
-
+    snapshot = checkpoint_manager_snapshot_filename()
     run = Storage(config.storage.uri).child(config.run_name)
-    return run.read_text(CHECKPOINT_MANAGER_SNAPSHOT_FILENAME) if run.exists(CHECKPOINT_MANAGER_SNAPSHOT_FILENAME) else ""
+    return run.read_text(snapshot) if run.exists(snapshot) else ""
 
 
 def epochs_logged(mlflow_uri: str) -> int:

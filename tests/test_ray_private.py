@@ -1,0 +1,56 @@
+"""The private Ray APIs behind ``mlray.ray_private``: present and shaped as that module expects.
+
+On a Ray upgrade the version check fails first and names what to re-check; the other tests say
+which of the internals moved.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import ray
+
+from mlray import ray_private
+
+
+def test_ray_is_the_version_the_private_apis_were_checked_against():
+    assert ray.__version__ == ray_private.CHECKED_RAY_VERSION, (
+        f"Ray {ray.__version__} is not {ray_private.CHECKED_RAY_VERSION}: check each function in "
+        "mlray/ray_private.py against the new Ray (the tests below, the drain and preemption tests), "
+        "then update CHECKED_RAY_VERSION"
+    )
+
+
+def test_ray_train_names_its_checkpoint_snapshot_file():
+    name = ray_private.checkpoint_manager_snapshot_filename()
+    assert isinstance(name, str) and name.endswith(".json")
+
+
+def test_the_worker_exit_hook_can_be_replaced_and_restored():
+    import ray._private.worker as ray_worker
+
+    # the worker's SIGTERM handler calls the hook by name, with a message and exit_code=
+    handler_source = inspect.getsource(ray_worker.Worker.main_loop)
+    assert "SIGTERM" in handler_source and "raise_sys_exit_with_custom_error_message(" in handler_source
+    original = ray_private.worker_exit()
+    assert list(inspect.signature(original).parameters)[1:] == ["exit_code"]
+
+    def replacement(message: str, exit_code: int = 1) -> None:
+        raise AssertionError("never called here")
+
+    ray_private.set_worker_exit(replacement)
+    try:
+        assert ray_private.worker_exit() is replacement
+    finally:
+        ray_private.set_worker_exit(original)
+    assert ray_private.worker_exit() is original
+
+
+def test_the_gcs_client_has_the_calls_the_drain_hook_makes(ray_cluster):
+    records = ray_private.node_records(ray_cluster.gcs_address, timeout_s=10)
+    alive = [record for record in records if record.alive]
+    assert len(alive) == 1 and alive[0].node_id == ray.get_runtime_context().get_node_id()
+    from ray._raylet import GcsClient
+
+    client = GcsClient(address=ray_cluster.gcs_address)
+    assert callable(client.drain_node)  # the drain itself is made for real in tests/train/test_drain.py
