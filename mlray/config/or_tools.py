@@ -101,6 +101,11 @@ class SolverSection(ConfigModel):
     poll_interval: PositiveFloat = Field(
         default=0.2, description="Seconds between an arm's looks at the store."
     )
+    lost_after: PositiveFloat = Field(
+        default=5.0,
+        description="Seconds an arm may go without looking at the store before it counts as lost (its node "
+        "gone): its CPUs go to the other arms until it looks again.",
+    )
     handover_interval: NonNegativeFloat = Field(
         default=2.0,
         description="Seconds without own progress after which a round is cut to pick up a better outside incumbent.",

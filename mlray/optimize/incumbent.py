@@ -96,6 +96,9 @@ class StoreReport:
     incarnation: str = ""
     restarted: bool = False  # this incarnation was started by Ray after the store died
     restored_from: int | None = None  # objective reloaded from the checkpoint after a restart
+    arm_nodes: dict[str, str] = field(default_factory=dict)  # arm -> Ray node id (hex) its actor runs on
+    arm_silence: dict[str, float] = field(default_factory=dict)  # arm -> seconds since it last polled
+    node_id: str = ""  # the Ray node the store runs on (hex)
 
 
 def read_checkpoint(storage: Storage, fingerprint: str) -> dict[str, Any] | None:
@@ -254,6 +257,11 @@ class IncumbentStore:
         self._allocation_history: list[dict[str, Any]] = []
         self._incidents: list[dict[str, Any]] = []
         self._incidents_lock = threading.Lock()
+        # Where each arm runs and when it last polled: the driver tells a lost arm (its node gone, its
+        # actor waiting for a restart that may never come) from a busy one by its silence.
+        self._arm_nodes: dict[str, str] = {}
+        self._arm_seen: dict[str, float] = {}
+        self._node_id = ray.get_runtime_context().get_node_id()
         self._restored_from: int | None = None
         self._restarted = _restarted_by_ray()
         self._writer = None if checkpoint is None else CheckpointWriter(checkpoint, self._record_incident)
@@ -359,9 +367,19 @@ class IncumbentStore:
         if self._stop_reason is None:
             self._stop_reason = reason
 
-    def snapshot(self, known_version: int = -1, incarnation: str | None = None) -> Snapshot:
+    def arm_started(self, arm: str, node_id: str) -> None:
+        """An arm's actor (re)started on ``node_id``. Its silence counts from its first poll, not from here:
+        the others may still be building their models, and no arm polls before the search starts."""
+        self._arm_nodes[arm] = node_id
+
+    def snapshot(
+        self, known_version: int = -1, incarnation: str | None = None, arm: str | None = None
+    ) -> Snapshot:
         """``incarnation``: the one the caller's version came from; another one means the store
-        restarted since, so the caller's version says nothing and the incumbent is sent."""
+        restarted since, so the caller's version says nothing and the incumbent is sent.
+        ``arm``: the polling arm, counted as alive now."""
+        if arm is not None:
+            self._arm_seen[arm] = time.monotonic()
         self._maybe_write()
         if incarnation is not None and incarnation != self._incarnation:
             known_version = -1
@@ -398,6 +416,9 @@ class IncumbentStore:
             incarnation=self._incarnation,
             restarted=self._restarted,
             restored_from=self._restored_from,
+            arm_nodes=dict(self._arm_nodes),
+            arm_silence={arm: round(time.monotonic() - seen, 3) for arm, seen in self._arm_seen.items()},
+            node_id=self._node_id,
         )
 
     def flush(self) -> int:

@@ -275,6 +275,7 @@ class PortfolioOptimizer:
             stop_grace=config.solver.stop_grace,
             race_fraction=config.solver.race_fraction,
             store_max_restarts=config.solver.store_max_restarts,
+            lost_after=config.solver.lost_after,
         )
 
     def _resume_point(

@@ -6,6 +6,13 @@ leaves, whichever ends first; arms also know it), ``no_improvement`` (the
 incumbent has not improved by the threshold for that long). An arm whose
 actor dies beyond its restarts is dropped; the others go on.
 
+Node loss: the store is pinned to the head node, so the incumbent outlives any
+worker node. An arm that has not polled the store for ``lost_after`` seconds
+(its node gone, its actor dead or waiting for a restart that finds no room)
+counts as lost: its CPUs go to the others as for a dropped arm, it is taken
+back if it polls again, and it is killed at once when the solve stops (it
+cannot hear the stop).
+
 CPUs: every arm starts with an equal share of solver threads (a race). After
 ``race_fraction`` of the search time the threads go to the leading arm (the one
 holding the best incumbent), up to what it can use (``Arm.thread_cap``: CP-SAT
@@ -36,6 +43,9 @@ from mlray.optimize.problems import Problem
 
 log = logging.getLogger(__name__)
 INLINE_ARGUMENT_BYTES = 100 * 1024  # Ray passes larger arguments through the object store anyway
+# Every Ray head node has this resource (Ray's own Train state actor is pinned with it): a tiny share
+# keeps the store on the head, whichever worker nodes come and go.
+HEAD_NODE_RESOURCE = "node:__internal_head__"
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class PortfolioSettings:
     race_fraction: float = 1.0  # of the search time before the CPUs go to the leader; 1 = never
     startup_timeout: float = 120.0
     store_max_restarts: int = 0  # Ray restarts of the incumbent store; it reloads its checkpoint
+    lost_after: float = 5.0  # seconds without a poll from an arm before its CPUs go to the others
 
 
 @dataclass
@@ -85,6 +96,7 @@ def run_portfolio(
         max_restarts=settings.store_max_restarts,
         max_task_retries=settings.store_max_restarts,
         name=f"{name_prefix}.incumbent-store.{uuid.uuid4().hex[:8]}",
+        resources={HEAD_NODE_RESOURCE: 0.001},
         # The store writes where this driver reads checkpoints back (e.g. the GCS endpoint it uses now).
         runtime_env={"env_vars": worker_env_vars()},
     ).remote(
@@ -138,6 +150,7 @@ def run_portfolio(
     stop_requested_at: float | None = None
     seen_version = -1
     watch = StoreWatch()
+    lost: set[str] = set()  # running arms silent for more than lost_after seconds
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=settings.poll_interval)
         for ref in ready:
@@ -145,9 +158,14 @@ def run_portfolio(
             stats[name] = _collect(ref, name, kinds[name])
         report = watch.report(store)
         now = time.monotonic()
-        # Arms that ended normally (time up, optimal) stay in: only a dropped arm's CPUs move on.
-        live = {name for name in actors if stats.get(name) is None or stats[name].ended_by != "dropped"}
-        # The race goes on until someone leads; once split, a dropped arm re-splits.
+        lost = _track_lost(report, set(pending.values()), lost, settings.lost_after, watch, now - started)
+        # Arms that ended normally (time up, optimal) stay in: only a dropped or lost arm's CPUs move on.
+        live = {
+            name
+            for name in actors
+            if name not in lost and (stats.get(name) is None or stats[name].ended_by != "dropped")
+        }
+        # The race goes on until someone leads; once split, a dropped or lost arm re-splits.
         leads = allocated_for is not None or any(h["arm"] in live for h in report.history)
         if settings.race_fraction < 1 and now >= race_end and leads and allocated_for != live:
             allocated_for = live
@@ -166,14 +184,24 @@ def run_portfolio(
             reason = _limit_reached(settings, report, now, solve_deadline, deadline_reason)
             if reason is not None:
                 store.request_stop.remote(reason)
-        elif stop_requested_at is None:
-            stop_requested_at = now
-        elif now - stop_requested_at > settings.stop_grace:
-            for ref, name in pending.items():
-                log.warning("arm %s did not stop within %.0f s; killing it", name, settings.stop_grace)
+        else:
+            if stop_requested_at is None:
+                stop_requested_at = now
+            overdue = now - stop_requested_at > settings.stop_grace
+            for ref, name in list(pending.items()):
+                if name in lost:  # it cannot hear the stop: no grace to wait out
+                    silence = report.arm_silence.get(name, 0.0)
+                    error = f"lost: no poll for {silence:.1f} s (its node or process gone)"
+                    stats[name] = ArmStats(name=name, kind=kinds[name], ended_by="lost", error=error)
+                elif overdue:
+                    log.warning("arm %s did not stop within %.0f s; killing it", name, settings.stop_grace)
+                    stats[name] = ArmStats(
+                        name=name, kind="", ended_by="killed", error="did not stop in time"
+                    )
+                else:
+                    continue
                 ray.kill(actors[name], no_restart=True)
-                stats[name] = ArmStats(name=name, kind="", ended_by="killed", error="did not stop in time")
-            pending.clear()
+                del pending[ref]
     watch.flush(store)
     report = watch.report(store)
     if observed is not None:
@@ -183,6 +211,8 @@ def run_portfolio(
     ray.kill(store, no_restart=True)
     status = _final_status(report, deadline_reason)
     arm_stats = [stats[s.name] for s in specs]
+    for arm in arm_stats:
+        arm.node_id = report.arm_nodes.get(arm.name)
     count_given(arm_stats)
     return PortfolioOutcome(
         status,
@@ -212,7 +242,7 @@ class StoreWatch:
         except RayActorError as exc:
             if self.last is None:
                 raise
-            self._note(f"incumbent store lost beyond its restarts ({str(exc).splitlines()[0]}); "
+            self.note(f"incumbent store lost beyond its restarts ({str(exc).splitlines()[0]}); "
                        "the result is its last report")
             self.last.incidents = list(self.incidents)
             return self.last
@@ -232,10 +262,29 @@ class StoreWatch:
         except RayActorError:
             pass  # reported by the next report()
 
-    def _note(self, what: str) -> None:
+    def note(self, what: str, at: float | None = None, level: int = logging.ERROR) -> None:
         if not any(i["what"] == what for i in self.incidents):
-            log.error("%s", what)
-            self.incidents.append({"time": None, "what": what})
+            log.log(level, "%s", what)
+            self.incidents.append({"time": at, "what": what})
+
+
+def _track_lost(
+    report: StoreReport, running: set[str], lost: set[str], lost_after: float, watch: StoreWatch, at: float
+) -> set[str]:
+    """The running arms silent for more than ``lost_after`` s; each change goes into the incidents.
+    An arm that has not polled yet (the search just started, or the store restarted) is not lost."""
+    silent = {name for name in running if report.arm_silence.get(name, 0.0) > lost_after}
+    for name in sorted(silent - lost):
+        node = report.arm_nodes.get(name, "?")
+        watch.note(
+            f"arm {name} lost: no poll for {report.arm_silence[name]:.1f} s (node {node[:12]}); "
+            "its CPUs go to the other arms",
+            round(at, 4),
+            logging.WARNING,
+        )
+    for name in sorted((lost & running) - silent):
+        watch.note(f"arm {name} polls again; it takes part in the split again", round(at, 4), logging.WARNING)
+    return silent
 
 
 def allocate(

@@ -89,6 +89,7 @@ class ArmStats:
     restarted: bool = False
     error: str | None = None
     threads: list[int] = field(default_factory=list)  # solver threads of each allotment, in order
+    node_id: str | None = None  # the Ray node its actor last ran on (set by the portfolio)
 
 
 class StoreLink:
@@ -122,7 +123,8 @@ class StoreLink:
             self._last_poll = now
         try:
             snapshot = ray.get(
-                self.store.snapshot.remote(self.version, self.incarnation), timeout=SNAPSHOT_TIMEOUT_S
+                self.store.snapshot.remote(self.version, self.incarnation, self.arm_name),
+                timeout=SNAPSHOT_TIMEOUT_S,
             )
         except (GetTimeoutError, RayActorError) as exc:
             # The store is restarting (or gone): search on with what this arm has; its deadline still holds.
@@ -289,6 +291,8 @@ class ArmActor:
     def __init__(self, problem: Problem, spec: ArmSpec, store: Any, limits: ArmLimits) -> None:
         self.arm = build_arm(problem, spec, limits.cpus)
         self.link = StoreLink(store, spec.name, limits, spec.receive)
+        # Where this incarnation runs: the store reports it, so a lost node can be matched to its arms.
+        store.arm_started.remote(spec.name, ray.get_runtime_context().get_node_id())
 
     def ready(self) -> bool:
         return True
