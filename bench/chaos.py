@@ -226,6 +226,16 @@ def serving_failed_requests(ctx: ChaosContext) -> list[Row]:
     return failed_requests(ctx)
 
 
+# ---------------------------------------------------------------------------------------------- optimization
+
+
+@scenario("optimization: node with the leading arm killed")
+def optimization_node_loss(ctx: ChaosContext) -> list[Row]:
+    from bench.chaos_optimize import node_with_the_leader_killed
+
+    return node_with_the_leader_killed(ctx)
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
