@@ -226,6 +226,13 @@ def serving_failed_requests(ctx: ChaosContext) -> list[Row]:
     return failed_requests(ctx)
 
 
+@scenario("serving: canary regression (latency x3, errors 5 %)")
+def serving_canary_regressions(ctx: ChaosContext) -> list[Row]:
+    from bench.chaos_serving import canary_regressions
+
+    return canary_regressions(ctx)
+
+
 # ---------------------------------------------------------------------------------------------- optimization
 
 

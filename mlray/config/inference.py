@@ -121,6 +121,14 @@ class RolloutSection(ConfigModel):
     report_interval_s: PositiveFloat = Field(
         default=0.5, description="How often each replica reports figures and fetches the rollout state, in seconds."
     )
+    fallback_to_stable: bool = Field(
+        default=True,
+        description="A prediction the canary fails with a server error (its model raised or would not load) is "
+        "tried once more on stable, and the client gets stable's answer (header x-mlray-canary-fallback names the "
+        "canary). The failure still counts against the canary for the rules above. Never for client errors "
+        "(4xx), for requests that pin a version, or when stable itself fails. Predictions are idempotent; "
+        "false: the client gets the canary's 500. Read by ingress replicas at start.",
+    )
 
     @model_validator(mode="after")
     def _steps_increase_to_one(self) -> RolloutSection:

@@ -24,6 +24,11 @@ LATENCY = MetricSpec(
     "mlray_serve_request_duration_seconds", "histogram", "Prediction latency inside the replica.",
     BY_VERSION, SECONDS_BUCKETS, serve=True,
 )
+FALLBACKS = MetricSpec(
+    "mlray_serve_canary_fallbacks", "counter",
+    "Predictions the canary failed with a server error and that were tried again on stable, by canary version.",
+    ("version",), serve=True,
+)
 BATCH_SIZE = MetricSpec(
     "mlray_serve_batch_size", "histogram", "Requests per model call.", ("version",), BATCH_SIZE_BUCKETS,
     serve=True,
@@ -38,7 +43,7 @@ ROLLOUT_STATUS = MetricSpec(
     serve=True,
 )
 
-ALL = (REQUESTS, ERRORS, LATENCY, BATCH_SIZE, CANARY_WEIGHT, ROLLOUT_STATUS)
+ALL = (REQUESTS, ERRORS, LATENCY, FALLBACKS, BATCH_SIZE, CANARY_WEIGHT, ROLLOUT_STATUS)
 
 
 def role_of(state: Any, version: str) -> str:
@@ -57,6 +62,10 @@ class ServeMetrics(Recorder):
         self.observe(LATENCY, latency_ms / 1000, version=version, role=role)
         if code >= 500:
             self.inc(ERRORS, version=version, role=role, kind="server")
+
+    def fallback(self, canary: str) -> None:
+        """The canary's failed attempt is in ``request`` (its own code and role); this counts the retry."""
+        self.inc(FALLBACKS, version=canary)
 
     def batch(self, version: str, size: int) -> None:
         self.observe(BATCH_SIZE, size, version=version)

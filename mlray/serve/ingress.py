@@ -2,7 +2,9 @@
 
 Routes (the same for both deployments; docs at ``/docs``, schema at ``/openapi.json``):
 
-* ``POST /v1/predict``  ``{"instances": [...]}`` -> ``{"predictions", "model_version", "metadata"}``
+* ``POST /v1/predict``  ``{"instances": [...]}`` -> ``{"predictions", "model_version", "metadata"}``; the version
+  that answered is also in the ``models.version_header`` header. A request the canary fails with a server error
+  is answered by stable (``rollout.fallback_to_stable``; header ``x-mlray-canary-fallback``: the canary)
 * ``GET /v1/models``    versions, stable, canary, what this replica has loaded
 * ``GET /v1/rollout``   rollout state and per-version figures; ``PUT`` changes it at runtime
 * ``GET /healthz``      liveness (open);  ``GET /readyz``  stable model loaded (open)
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
@@ -35,8 +37,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mlray.config.inference import InferenceConfig
 from mlray.serve.auth import AccessDenied, ApiKeys, Caller, required_scope
 from mlray.serve.coalesce import CallCoalescer, HideBatchConcurrencyWarning
-from mlray.serve.schemas import ModelsView, PredictRequest, PredictResponse, RolloutPatch, public_location
-from mlray.serve.service import PredictionCore, ServiceError, VersionCache
+from mlray.serve.schemas import (
+    FALLBACK_HEADER,
+    ModelsView,
+    PredictRequest,
+    PredictResponse,
+    RolloutPatch,
+    public_location,
+)
+from mlray.serve.service import Answer, ModelFailed, PredictionCore, ServiceError, VersionCache
 from mlray.serve.versions import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -176,17 +185,24 @@ def build_api(service: BatchedPredictionService | SyncPredictionService) -> Fast
         audit("rollout change by %s: %s -> %s", caller.key_id, rollout_summary(before), rollout_summary(wire))
         return core.rollout.adopt(wire).to_wire()
 
+    def answered(answer: Answer, response: Response) -> PredictResponse:
+        """The body, with the version that answered (and the canary it stood in for) as headers too."""
+        response.headers[core.config.models.version_header] = answer.response.model_version
+        if answer.fallback_from is not None:
+            response.headers[FALLBACK_HEADER] = answer.fallback_from
+        return answer.response
+
     if inspect.iscoroutinefunction(service.predict):
 
         @app.post("/v1/predict", response_model=PredictResponse)
-        async def predict(body: PredictRequest, request: Request) -> PredictResponse:
-            return await service.predict(body, request.headers)
+        async def predict(body: PredictRequest, request: Request, response: Response) -> PredictResponse:
+            return answered(await service.predict(body, request.headers), response)
 
     else:
 
         @app.post("/v1/predict", response_model=PredictResponse)
-        def predict_sync(body: PredictRequest, request: Request) -> PredictResponse:
-            return service.predict(body, request.headers)
+        def predict_sync(body: PredictRequest, request: Request, response: Response) -> PredictResponse:
+            return answered(service.predict(body, request.headers), response)
 
     app.add_middleware(RequestGuard, keys=core.keys, max_body_bytes=core.config.service.max_body_bytes)
     return app
@@ -247,9 +263,18 @@ class BatchedPredictionService:
         wrapper = getattr(self._multiplexed_fn, "__serve_multiplex_wrapper", None)
         return dict(wrapper.models) if wrapper is not None else {}
 
-    async def predict(self, body: PredictRequest, headers: Mapping[str, str]) -> PredictResponse:
-        started = time.perf_counter()
+    async def predict(self, body: PredictRequest, headers: Mapping[str, str]) -> Answer:
         version = self.core.choose_version(headers)
+        try:
+            return Answer(await self._predict_with(version, body))
+        except ModelFailed as failure:
+            stable = self.core.fallback_for(failure, headers)
+            if stable is None:
+                raise
+            return Answer(await self._predict_with(stable, body), fallback_from=version)
+
+    async def _predict_with(self, version: str, body: PredictRequest) -> PredictResponse:
+        started = time.perf_counter()
         try:
             model = await self._load(version)
         except ServiceError:
@@ -317,9 +342,18 @@ class SyncPredictionService:
     def loaded(self) -> dict[str, LoadedModel]:
         return self.cache.loaded()
 
-    def predict(self, body: PredictRequest, headers: Mapping[str, str]) -> PredictResponse:
-        started = time.perf_counter()
+    def predict(self, body: PredictRequest, headers: Mapping[str, str]) -> Answer:
         version = self.core.choose_version(headers)
+        try:
+            return Answer(self._predict_with(version, body))
+        except ModelFailed as failure:
+            stable = self.core.fallback_for(failure, headers)
+            if stable is None:
+                raise
+            return Answer(self._predict_with(stable, body), fallback_from=version)
+
+    def _predict_with(self, version: str, body: PredictRequest) -> PredictResponse:
+        started = time.perf_counter()
         try:
             model = self.cache.get(version)
             started = time.perf_counter()  # after the version's one-off load, as in the batched deployment

@@ -4,6 +4,8 @@
 answer (or exception: refused connection, reset, timeout) becomes an ``Outcome``. A request fails when it gets
 anything but 200; nothing is retried on the client side, so what the server side does about a lost replica is
 what the count shows.
+
+``load_until_rollout`` runs such a load until the rollout reaches a status (a canary rolled back or promoted).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from mlray.serve.schemas import FALLBACK_HEADER
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -25,6 +29,7 @@ class Outcome:
     status: int | None  # None: no HTTP answer (connection refused or reset, timeout)
     version: str | None  # the model version that answered a 200
     error: str = ""
+    fallback_from: str | None = None  # a 200 from stable in place of this canary, which failed the request
 
     @property
     def ok(self) -> bool:
@@ -78,7 +83,8 @@ class SteadyLoad:
                 continue
             version = response.json().get("model_version") if response.status_code == 200 else None
             error = "" if response.status_code == 200 else response.text[:200]
-            self.outcomes.append(Outcome(started, time.monotonic(), response.status_code, version, error))
+            self.outcomes.append(Outcome(started, time.monotonic(), response.status_code, version, error,
+                                         response.headers.get(FALLBACK_HEADER)))
 
     # -- reading while it runs ---------------------------------------------------------
     def count(self, where: Callable[[Outcome], bool] = lambda _: True) -> int:
@@ -99,3 +105,26 @@ class SteadyLoad:
             "failed_share": round(len(failed) / len(window), 5) if window else None,
             "failures": sorted({f"{o.status}: {o.error[:80]}" for o in failed})[:5],
         }
+
+
+def load_until_rollout(
+    base_url: str,
+    body: dict[str, Any],
+    status: str,
+    timeout_s: float,
+    concurrency: int = 8,
+    headers: dict[str, str] | None = None,
+    poll_s: float = 0.5,
+) -> tuple[dict[str, Any], SteadyLoad, float]:
+    """Steady load until ``GET /v1/rollout`` shows ``status``: that rollout view, the load (stopped) and the
+    seconds from the load's start; TimeoutError naming the last view after ``timeout_s``."""
+    with httpx.Client(base_url=base_url, headers=headers or {}, timeout=30) as client, \
+            SteadyLoad(base_url, body, concurrency, headers) as load:
+        onset = time.monotonic()
+        view: dict[str, Any] = {}
+        while time.monotonic() - onset < timeout_s:
+            view = client.get("/v1/rollout").json()
+            if view.get("status") == status:
+                return view, load, time.monotonic() - onset
+            time.sleep(poll_s)
+    raise TimeoutError(f"rollout not {status} after {timeout_s:.0f} s: {view.get('status')}, {view.get('reason')}")

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
+# On an answer stable gave in place of a canary that failed the request (rollout.fallback_to_stable): the canary.
+FALLBACK_HEADER = "x-mlray-canary-fallback"
 # Models take float32 rows: a larger magnitude would become inf there, and NaN in the answer.
 FLOAT32_MAX = 3.4028234663852886e38
 

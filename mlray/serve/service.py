@@ -44,6 +44,22 @@ class ServiceError(Exception):
         self.headers = headers
 
 
+class ModelFailed(ServiceError):
+    """A version failed a request on the server side (its model raised, or it would not load): a 500."""
+
+    def __init__(self, version: str, detail: str):
+        super().__init__(500, detail)
+        self.version = version
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A prediction and, when stable gave it in place of a canary that failed the request, that canary."""
+
+    response: PredictResponse
+    fallback_from: str | None = None
+
+
 @dataclass
 class Prepared:
     version: str
@@ -144,13 +160,29 @@ class PredictionCore:
         self.prediction_log.maybe_record(prepared.version, body.instances, predictions, latency_ms)
         return PredictResponse(predictions=predictions, model_version=prepared.version, metadata=prepared.metadata)
 
-    def failed(self, version: str, started: float, error: BaseException) -> ServiceError:
+    def failed(self, version: str, started: float, error: BaseException) -> ModelFailed:
         """A model failure: counts against the version (canary SLO) and becomes a 500."""
         latency_ms = (time.perf_counter() - started) * 1000
         self.rollout.record(version, False, latency_ms)
         self.metrics.request(version, 500, latency_ms, self.rollout.state)
         log.error("model %s failed: %s: %s", version, type(error).__name__, error)
-        return ServiceError(500, f"model version {version} failed: {type(error).__name__}")
+        return ModelFailed(version, f"model version {version} failed: {type(error).__name__}")
+
+    def fallback_for(self, failure: ModelFailed, headers: Mapping[str, str]) -> str | None:
+        """The version to try a failed request on once more: stable, when the canary failed it; else None.
+
+        The failed attempt is already counted against the canary (``failed``), so the rollout rules still see
+        the canary's error rate while the client gets stable's answer. Judged against the state now, not the
+        one the request was routed by: a canary rolled back meanwhile is still not stable, and once promoted
+        it is, so a failure of stable is never retried (at most one retry per request). A version the client
+        pinned is answered by that version or not at all.
+        """
+        stable = self.rollout.state.stable
+        if (not self.config.rollout.fallback_to_stable or failure.version == stable
+                or headers.get(self.config.models.version_header)):
+            return None
+        self.metrics.fallback(failure.version)
+        return stable
 
     def rejected(self, version: str, error: ServiceError) -> None:
         self.metrics.request(version, error.status_code, 0.0, self.rollout.state)
