@@ -102,9 +102,11 @@ class SolverSection(ConfigModel):
         default=0.2, description="Seconds between an arm's looks at the store."
     )
     lost_after: PositiveFloat = Field(
-        default=5.0,
+        default=30.0,
         description="Seconds an arm may go without looking at the store before it counts as lost (its node "
-        "gone): its CPUs go to the other arms until it looks again.",
+        "gone): its CPUs go to the other arms until it looks again. Longer than an arm's silent stretches "
+        "on a busy machine (a cold numba compile, a large model build); a node that dies outright is "
+        "noticed by Ray within seconds without it.",
     )
     handover_interval: NonNegativeFloat = Field(
         default=2.0,

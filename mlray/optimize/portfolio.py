@@ -62,10 +62,10 @@ class PortfolioSettings:
     poll_interval: float
     handover_interval: float
     stop_grace: float
+    lost_after: float  # seconds without a poll from an arm before its CPUs go to the others
     race_fraction: float = 1.0  # of the search time before the CPUs go to the leader; 1 = never
     startup_timeout: float = 120.0
     store_max_restarts: int = 0  # Ray restarts of the incumbent store; it reloads its checkpoint
-    lost_after: float = 5.0  # seconds without a poll from an arm before its CPUs go to the others
 
 
 @dataclass
