@@ -170,11 +170,8 @@ class TurnTakingSession(ForwardingSession):
         self._pass = turn_pass
         self._connection: Connection | None = None
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None,
-               background: bool = False) -> None:
-        self.inner.report(metrics, checkpoint_dir, dir_name, background)
-        if background:  # a step checkpoint inside an epoch: turns are taken per epoch
-            return
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
+        self.inner.report(metrics, checkpoint_dir, dir_name)  # per epoch (step checkpoints have their own call)
         try:
             if self._connection is None:
                 self._connection = Client((self._pass.host, self._pass.port),

@@ -27,6 +27,20 @@ def checkpoint_manager_snapshot_filename() -> str:
     return CHECKPOINT_MANAGER_SNAPSHOT_FILENAME
 
 
+def train_reports_pending() -> bool:
+    """Whether this Ray Train worker holds reports its controller has not taken yet.
+
+    The controller takes one report per worker per poll (``health_check_interval_s``) from a queue of
+    one; a report made while one is pending waits for that poll (a SYNC one on the training thread), so
+    step checkpoints are registered only when nothing is pending (``mlray.train.session``).
+    """
+    from ray.train.v2._internal.execution.context import get_train_context
+
+    context = get_train_context()
+    return (context.current_report_index != context.report_call_index
+            or not context.execution_context.result_queue.empty())
+
+
 def worker_exit() -> WorkerExit:
     """What a Ray worker calls from its SIGTERM handler to exit at once."""
     import ray._private.worker as ray_worker

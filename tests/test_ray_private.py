@@ -26,6 +26,15 @@ def test_ray_train_names_its_checkpoint_snapshot_file():
     assert isinstance(name, str) and name.endswith(".json")
 
 
+def test_ray_train_context_has_the_report_counters_and_queue_that_say_a_report_is_pending():
+    import dataclasses
+
+    from ray.train.v2._internal.execution.context import ExecutionContext, TrainContext
+
+    assert {"current_report_index", "report_call_index"} <= {f.name for f in dataclasses.fields(TrainContext)}
+    assert "result_queue" in {f.name for f in dataclasses.fields(ExecutionContext)}
+
+
 def test_the_worker_exit_hook_can_be_replaced_and_restored():
     import ray._private.worker as ray_worker
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 from mlray.metrics.base import SECONDS_BUCKETS, MetricSpec, Recorder
@@ -87,10 +86,10 @@ class TrainMetrics(Recorder):
         if preemption_notice:
             self.inc(PREEMPTIONS)
 
-    def checkpoint(self, folder: Path, seconds: float) -> None:
-        """A checkpoint from ``folder`` is durable now, after ``seconds`` of writing and storing."""
+    def checkpoint(self, size_bytes: int, seconds: float) -> None:
+        """A checkpoint of ``size_bytes`` is written, after ``seconds`` that training waited for it."""
         if not self.leader:
             return
         self.set(LAST_CHECKPOINT, time.time())
         self.observe(CHECKPOINT_DURATION, seconds)
-        self.set(CHECKPOINT_SIZE, sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()))
+        self.set(CHECKPOINT_SIZE, size_bytes)

@@ -12,8 +12,10 @@ holds::
                     file of every rank, is incomplete
 
 Ray Train uploads the directory to the run's storage and keeps the best K
-plus the latest (``CheckpointConfig``). Folders it never registered (an upload
-killed before its report, a crash between Ray's snapshot and its deletions) and
+plus the latest (``CheckpointConfig``); step checkpoints are written there by rank 0
+alone (``checkpoint_files``), every rank's RNG file included. Folders Ray never
+registered (an upload killed before its report, a step checkpoint stored while
+Ray's controller was behind, a crash between Ray's snapshot and its deletions) and
 ``.tmp-*`` objects of killed uploads are removed by ``tidy_run_storage``, at the
 start and end of each training run or by hand (``python -m mlray.train.tidy``).
 """
@@ -104,13 +106,49 @@ def write_checkpoint(directory: Path, state: dict[str, Any] | None, rank: int) -
     torch.save(capture_rng(), directory / RNG_FILE.format(rank=rank))
     if state is None:
         return
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    payload = buffer.getvalue()
-    (directory / STATE_FILE).write_bytes(payload)
+    for name, data in _state_files(state).items():
+        (directory / name).write_bytes(data)
+
+
+def checkpoint_files(state: dict[str, Any], rngs: list[dict[str, Any]]) -> dict[str, bytes]:
+    """A whole checkpoint written by one process: every rank's RNG file, the state, ``META_FILE`` last."""
+    files = {RNG_FILE.format(rank=rank): _torch_bytes(rng) for rank, rng in enumerate(rngs)}
+    return {**files, **_state_files(state)}
+
+
+def _state_files(state: dict[str, Any]) -> dict[str, bytes]:
+    """``STATE_FILE`` then ``META_FILE`` (in that order: whoever writes them one by one writes meta last)."""
+    payload = _torch_bytes(state)
     meta = {"epoch": state["epoch"], "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload),
             "world_size": state.get("world_size")}
-    (directory / META_FILE).write_text(json.dumps(meta))
+    return {STATE_FILE: payload, META_FILE: json.dumps(meta).encode()}
+
+
+def _torch_bytes(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+def detached_copy(value: Any) -> Any:
+    """``value`` with every tensor copied to the CPU and every container rebuilt: what a thread may serialize
+    while training goes on (``optimizer.state_dict()`` holds the live tensors the next step updates in place)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: detached_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(detached_copy(item) for item in value)
+    return value
+
+
+def store_checkpoint_files(filesystem: Any, destination: str, files: dict[str, bytes]) -> None:
+    """``files`` into ``destination`` on a pyarrow filesystem, one by one in their order (``META_FILE`` last):
+    a write cut short leaves a folder that reads as incomplete."""
+    filesystem.create_dir(destination, recursive=True)
+    for name, data in files.items():
+        with filesystem.open_output_stream(f"{destination}/{name}") as out:
+            out.write(data)
 
 
 def read_checkpoint(directory: Path) -> dict[str, Any]:

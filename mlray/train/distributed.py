@@ -33,6 +33,13 @@ def gather_concat(tensor: torch.Tensor) -> torch.Tensor:
     """Every rank's tensor concatenated along dim 0, on every rank (shards may differ in length)."""
     if not is_distributed():
         return tensor
+    return torch.cat(all_gather_objects(tensor.detach().cpu())).to(tensor.device)
+
+
+def all_gather_objects(value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank."""
+    if not is_distributed():
+        return [value]
     parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, tensor.detach().cpu())
-    return torch.cat(parts).to(tensor.device)
+    dist.all_gather_object(parts, value)
+    return parts

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -26,8 +25,10 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from mlray.config.training import TrainingJobConfig
 from mlray.metrics.train import TrainMetrics
 from mlray.models import ModelSpec
-from mlray.train.checkpoint import checkpoint_dir_name, first_valid, restore_rng, write_checkpoint
-from mlray.train.distributed import agree_max, broadcast_from_rank0, gather_concat, is_distributed
+from mlray.train.checkpoint import (capture_rng, checkpoint_dir_name, checkpoint_files, detached_copy, first_valid,
+                                    restore_rng, write_checkpoint)
+from mlray.train.distributed import (agree_max, all_gather_objects, broadcast_from_rank0, gather_concat,
+                                     is_distributed)
 from mlray.train.metrics import resolve_metrics
 from mlray.train.prepare import PreparedData
 from mlray.train.session import Session
@@ -236,10 +237,10 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
                     position = epoch_position(epoch, batch, losses)
                     break
             if every_n_steps and step % every_n_steps == 0:
-                state = training_state(parts, epoch - 1, tracker, early, best_model, step=step,
-                                       position=epoch_position(epoch, batch, losses))
-                report_with_checkpoint(session, {"epoch": epoch - 1, "step": step, monitor: math.nan,
-                                                 "status": "running"}, state, observed, background=True)
+                ours = None if rank else training_state(parts, epoch - 1, tracker, early, best_model, step=step,
+                                                        position=epoch_position(epoch, batch, losses))
+                report_step_checkpoint(session, {"epoch": epoch - 1, "step": step, monitor: math.nan,
+                                                 "status": "running"}, ours, observed)
         if position is None:  # the epoch ran to its end
             parts.scheduler.step()
         completed_epoch = epoch if position is None else epoch - 1
@@ -290,27 +291,42 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
 
 
 def report_with_checkpoint(session: Session, metrics: dict[str, Any], state: dict[str, Any],
-                           observed: TrainMetrics | None = None, background: bool = False) -> None:
-    """Every rank writes its RNG state, rank 0 the training state; Ray merges the folders.
-
-    ``background``: the session uploads while training goes on and deletes the folder once done.
-    """
+                           observed: TrainMetrics | None = None) -> None:
+    """Every rank writes its RNG state, rank 0 the training state; Ray merges the folders."""
     name = broadcast_from_rank0(checkpoint_dir_name(state["epoch"], state.get("step", 0)))
     state = {**state, "world_size": session.world_size}
     started = time.monotonic()
-    if background:
-        local = Path(tempfile.mkdtemp(prefix="mlray-ckpt-"))
-        try:
-            write_checkpoint(local, state if session.rank == 0 else None, session.rank)
-            if observed is not None:  # written, not yet stored: the duration is what training waited
-                observed.checkpoint(local, time.monotonic() - started)
-            session.report(metrics, local, name, background=True)
-        except BaseException:
-            shutil.rmtree(local, ignore_errors=True)
-            raise
-        return
     with tempfile.TemporaryDirectory(prefix="mlray-ckpt-") as local:
         write_checkpoint(Path(local), state if session.rank == 0 else None, session.rank)
         session.report(metrics, Path(local), name)
         if observed is not None:  # report() returns once the checkpoint is in storage
-            observed.checkpoint(Path(local), time.monotonic() - started)
+            size = sum(path.stat().st_size for path in Path(local).rglob("*") if path.is_file())
+            observed.checkpoint(size, time.monotonic() - started)
+
+
+def report_step_checkpoint(session: Session, metrics: dict[str, Any], state: dict[str, Any] | None,
+                           observed: TrainMetrics | None = None) -> None:
+    """A checkpoint inside an epoch (``state``: rank 0's, None elsewhere), stored while training goes on.
+
+    All the training thread does: copy rank 0's state, and one collective that brings every rank's RNG
+    state, the folder name and whether to register to every rank. Rank 0's session serializes and stores
+    the whole checkpoint on its own thread (the replicas' model and optimizer are rank 0's, so only their
+    RNG states travel); a checkpoint reaches storage complete, ``META_FILE`` last.
+    """
+    started = time.monotonic()
+    mine: tuple[dict[str, Any], str | None, bool] = (capture_rng(), None, False)
+    if state is not None:
+        state = detached_copy({**state, "world_size": session.world_size})
+        mine = (mine[0], checkpoint_dir_name(state["epoch"], state["step"]), session.can_register_now())
+    gathered = all_gather_objects(mine)
+    _, name, register = gathered[0]
+    files = None
+    if state is not None:
+        rngs, waited = [rng for rng, _, _ in gathered], time.monotonic() - started
+
+        def files() -> dict[str, bytes]:  # on the session's thread
+            encoded = checkpoint_files(state, rngs)
+            if observed is not None:  # what training waited for, not the storing
+                observed.checkpoint(sum(len(data) for data in encoded.values()), waited)
+            return encoded
+    session.report_step_checkpoint(metrics, name, files, register)

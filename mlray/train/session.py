@@ -6,13 +6,16 @@ the loop also runs where Ray is not installed (the GPU check, torchrun).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import posixpath
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +23,9 @@ from typing import Any, Protocol
 
 import torch
 
-from mlray.ray_private import set_worker_exit, worker_exit
-from mlray.train.checkpoint import META_FILE, progress_of
+from mlray.ray_private import set_worker_exit, train_reports_pending, worker_exit
+from mlray.train.checkpoint import META_FILE, progress_of, store_checkpoint_files
+from mlray.train.distributed import broadcast_from_rank0
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +35,24 @@ class Session(Protocol):
     world_size: int
     device: torch.device
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None,
-               background: bool = False) -> None:
-        """``background``: the upload may finish after this returns (the checkpoint registers once it has);
-        ``checkpoint_dir`` then belongs to the session, which deletes it."""
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
+        """Every rank, in step: the epoch's metrics, with the checkpoint in ``checkpoint_dir`` (each rank's
+        files, merged under ``dir_name``) stored before this returns."""
+        ...
+
+    def can_register_now(self) -> bool:
+        """Rank 0: whether a step checkpoint reported now would register without waiting behind others."""
+        ...
+
+    def report_step_checkpoint(self, metrics: dict[str, Any], dir_name: str,
+                               files: Callable[[], dict[str, bytes]] | None, register: bool) -> None:
+        """Every rank, in step: a checkpoint inside an epoch, stored while training goes on.
+
+        ``files`` (rank 0 only, None elsewhere) builds the whole checkpoint, ``META_FILE`` last, on a thread
+        of the session's. ``register`` (the same on every rank: rank 0's ``can_register_now``) says whether to
+        register it with the trainer too, once complete; stored but unregistered, it is still what a restart
+        inside the run resumes from (``checkpoint_candidates``) until a newer one supersedes it.
+        """
         ...
 
     def record_step(self, step: int, loss: float) -> None:
@@ -146,13 +164,19 @@ class LocalSession:
     reports: list[dict[str, Any]] = field(default_factory=list)
     stop_event: threading.Event = field(default_factory=threading.Event)
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None,
-               background: bool = False) -> None:
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
         self.reports.append(dict(metrics))
         if checkpoint_dir is not None and dir_name is not None:
             shutil.copytree(checkpoint_dir, self.checkpoint_root / dir_name, dirs_exist_ok=True)
-            if background:
-                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+    def can_register_now(self) -> bool:
+        return True
+
+    def report_step_checkpoint(self, metrics: dict[str, Any], dir_name: str,
+                               files: Callable[[], dict[str, bytes]] | None, register: bool) -> None:
+        self.reports.append(dict(metrics))
+        if files is not None:  # a plain process has no trainer to keep pace with: stored at once
+            write_files(self.checkpoint_root / dir_name, files())
 
     def record_step(self, step: int, loss: float) -> None:
         return None
@@ -248,20 +272,47 @@ class RayTrainSession:
         self._remote = remote_storage
         self._driver_stop = DriverStopWatcher(control) if control is not None else None
         self._sigterm = threading.Event()
+        self._step_writer = StepCheckpointWriter()
         self.close = defer_worker_sigterm(self._sigterm, grace_period) if watch_preemption else lambda: None
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None,
-               background: bool = False) -> None:
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
         import ray.train
         from ray.train.v2.api.report_config import CheckpointUploadMode
 
-        checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        upload = upload_with_fsspec if checkpoint is not None and self._remote else None
-        # ASYNC: Ray uploads on a thread of its own, registers the checkpoint once the upload is complete
-        # (a failed upload fails the worker, the last good checkpoint stays), then deletes the local folder.
-        mode = CheckpointUploadMode.ASYNC if background else CheckpointUploadMode.SYNC
-        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=dir_name if checkpoint else None,
-                         checkpoint_upload_fn=upload, checkpoint_upload_mode=mode)
+        if checkpoint_dir is None:
+            # Metrics alone: Ray's controller takes one report per poll from a queue of one, so a report
+            # while one is pending would hold the training thread until the next poll. Skipped then (every
+            # rank alike): the next report carries newer metrics, and the last one of a run has a checkpoint.
+            if broadcast_from_rank0(self.can_register_now()):
+                ray.train.report(metrics, checkpoint_upload_mode=CheckpointUploadMode.ASYNC)
+            return
+        self._step_writer.wait()  # the step checkpoints before this one are stored (or their error raised)
+        checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir))
+        upload = upload_with_fsspec if self._remote else None
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=dir_name, checkpoint_upload_fn=upload,
+                         checkpoint_upload_mode=CheckpointUploadMode.SYNC)
+
+    def can_register_now(self) -> bool:
+        return not train_reports_pending()
+
+    def report_step_checkpoint(self, metrics: dict[str, Any], dir_name: str,
+                               files: Callable[[], dict[str, bytes]] | None, register: bool) -> None:
+        """Rank 0's thread builds and stores the files straight into the run's storage; the report, when
+        ``register``, is ASYNC: Ray's upload thread waits for that write, then registers the checkpoint
+        (a failed write fails the worker; the last registered checkpoint stays the latest)."""
+        import ray.train
+        from ray.train.v2.api.report_config import CheckpointUploadMode
+
+        storage = ray.train.get_context().get_storage()
+        destination = storage.build_checkpoint_path_from_name(dir_name)
+        stored = self._step_writer.store(files, storage.storage_filesystem, destination, register) if files else None
+        if not register:
+            return
+        checkpoint = ray.train.Checkpoint(path=destination, filesystem=storage.storage_filesystem) if stored else None
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=dir_name,
+                         checkpoint_upload_fn=functools.partial(once_stored, stored) if stored else None,
+                         checkpoint_upload_mode=CheckpointUploadMode.ASYNC,
+                         delete_local_checkpoint_after_upload=False)  # the "local" folder is the stored one
 
     def record_step(self, step: int, loss: float) -> None:
         return None
@@ -270,6 +321,11 @@ class RayTrainSession:
         import ray.train
 
         latest = ray.train.get_checkpoint()
+        if latest is None:  # step checkpoints may be stored before Ray registered any (report_step_checkpoint)
+            storage = ray.train.get_context().get_storage()
+            run_folder = posixpath.dirname(storage.build_checkpoint_path_from_name("any"))
+            yield from stored_checkpoints(storage.storage_filesystem, run_folder)
+            return
         yield from sibling_checkpoints(latest, newer_first=True)
 
     def preemption_notice(self) -> bool:
@@ -285,6 +341,53 @@ class RayTrainSession:
     def after_stop(self) -> None:
         if self._sigterm.is_set():
             raise WorkerPreempted(f"rank {self.rank} got SIGTERM; its checkpoint is saved")
+
+
+class StepCheckpointWriter:
+    """Rank 0's thread that serializes and stores step checkpoints while training goes on, one at a time.
+
+    Each stored checkpoint that was not registered is deleted once the next one is stored: Ray never
+    knows it, so nothing else would before the run's end (``tidy_run_storage``).
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._last: Future[None] | None = None
+        self._unregistered: str | None = None  # the newest stored checkpoint Ray does not know
+
+    def store(self, files: Callable[[], dict[str, bytes]], filesystem: Any, destination: str,
+              registered: bool) -> Future[None]:
+        # One in flight: a write slower than the interval holds training here rather than piling up copies.
+        self.wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlray-step-checkpoint")
+        superseded, self._unregistered = self._unregistered, None if registered else destination
+        self._last = self._pool.submit(self._write, files, filesystem, destination, superseded)
+        return self._last
+
+    @staticmethod
+    def _write(files: Callable[[], dict[str, bytes]], filesystem: Any, destination: str,
+               superseded: str | None) -> None:
+        store_checkpoint_files(filesystem, destination, files())
+        if superseded is not None:
+            filesystem.delete_dir(superseded)
+
+    def wait(self) -> None:
+        """Until the last write is done; raises its error here, on the training thread."""
+        if self._last is not None:
+            self._last.result()
+
+
+def once_stored(stored: Future[None], checkpoint: Any, dir_name: str) -> Any:
+    """Ray Train's ``checkpoint_upload_fn`` for a step checkpoint the session's writer stores itself."""
+    stored.result()
+    return checkpoint
+
+
+def write_files(directory: Path, files: dict[str, bytes]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
 
 
 def upload_with_fsspec(checkpoint: Any, dir_name: str) -> Any:
@@ -317,24 +420,21 @@ def sibling_checkpoints(latest: Any, newer_first: bool = False) -> Iterator[tupl
     """Ray's latest checkpoint, then the other checkpoints of the same run, newest (epoch, step) first.
 
     The older ones are the fallback when the latest is damaged. ``newer_first``: folders of this run
-    further on than Ray's latest come before it. Ray's controller registers a checkpoint at its next
-    poll of the workers (``health_check_interval_s``) after the upload completed, so a worker killed
-    in between leaves a complete checkpoint Ray does not name yet; loading checks that it is complete
-    (``meta.json`` and digest), and the driver's tidy at the start of a run removes such folders, so
-    only restarts inside one run resume from them.
+    further on than Ray's latest come before it. Ray registers a checkpoint only at its controller's next
+    poll of the workers (``health_check_interval_s``) after the upload completed, and step checkpoints
+    reported while the controller is behind are stored but never registered (``report_step_checkpoint``),
+    so a worker killed leaves complete checkpoints Ray does not name; loading checks that one is complete
+    (``meta.json``, digest, every rank's RNG file), and the driver's tidy at the start of a run removes
+    such folders, so only restarts inside one run resume from them.
     """
     if latest is None:
         return
-    from pyarrow import fs as pafs
     from ray.train import Checkpoint
 
     latest_name = posixpath.basename(latest.path.rstrip("/"))
     parent = posixpath.dirname(latest.path.rstrip("/"))
-    # Recursive: GCS has no real folders, and a non-recursive listing on it can come back empty.
-    infos = latest.filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True, recursive=True))
-    names = {posixpath.relpath(info.path, parent).split("/")[0] for info in infos}
-    names.discard(latest_name)
-    others = sorted(((progress_of(name), name) for name in names if progress_of(name) is not None), reverse=True)
+    others = [(progress, name) for progress, name in _checkpoint_folders(latest.filesystem, parent)
+              if name != latest_name]
     latest_progress = progress_of(latest_name)
     newer = [name for progress, name in others if newer_first and latest_progress and progress > latest_progress]
     for name in newer:
@@ -343,6 +443,23 @@ def sibling_checkpoints(latest: Any, newer_first: bool = False) -> Iterator[tupl
     for _, name in others:
         if name not in newer:
             yield name, Checkpoint(path=posixpath.join(parent, name), filesystem=latest.filesystem)
+
+
+def stored_checkpoints(filesystem: Any, run_folder: str) -> Iterator[tuple[str, Any]]:
+    """The checkpoint folders under ``run_folder``, newest (epoch, step) first: when Ray names none."""
+    from ray.train import Checkpoint
+
+    for _, name in _checkpoint_folders(filesystem, run_folder):
+        yield name, Checkpoint(path=posixpath.join(run_folder, name), filesystem=filesystem)
+
+
+def _checkpoint_folders(filesystem: Any, parent: str) -> list[tuple[Any, str]]:
+    from pyarrow import fs as pafs
+
+    # Recursive: GCS has no real folders, and a non-recursive listing on it can come back empty.
+    infos = filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True, recursive=True))
+    names = {posixpath.relpath(info.path, parent).split("/")[0] for info in infos}
+    return sorted(((progress_of(name), name) for name in names if progress_of(name) is not None), reverse=True)
 
 
 class TuneSession:
@@ -354,14 +471,20 @@ class TuneSession:
     def __init__(self, device: torch.device):
         self.device = device
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None,
-               background: bool = False) -> None:
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
         import ray.tune
 
         checkpoint = ray.tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         ray.tune.report(metrics, checkpoint=checkpoint)  # Tune copies the folder before returning
-        if background and checkpoint_dir is not None:
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+    def can_register_now(self) -> bool:
+        return True
+
+    def report_step_checkpoint(self, metrics: dict[str, Any], dir_name: str,
+                               files: Callable[[], dict[str, bytes]] | None, register: bool) -> None:
+        with tempfile.TemporaryDirectory(prefix="mlray-ckpt-") as local:  # a trial is one process: rank 0
+            write_files(Path(local), files() if files is not None else {})
+            self.report(metrics, Path(local), dir_name)
 
     def record_step(self, step: int, loss: float) -> None:
         return None

@@ -101,8 +101,8 @@ class RecordingSession(ForwardingSession):
         super().__init__(inner)
         self._record = record
 
-    def report(self, metrics, checkpoint_dir, dir_name, background=False) -> None:
-        self.inner.report(metrics, checkpoint_dir, dir_name, background)
+    def report(self, metrics, checkpoint_dir, dir_name) -> None:
+        self.inner.report(metrics, checkpoint_dir, dir_name)
         with self._record.open("a") as record:
             record.write(f"{metrics['epoch']}\n")
 
