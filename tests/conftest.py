@@ -6,6 +6,8 @@ Nothing here is mocked. Fixtures are lazy: a test that needs no Ray starts none.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,20 +75,30 @@ def ray_cluster(gcs_emulator: GcsEmulator) -> Iterator[RayTestCluster]:
     """
     import ray
 
+    from ray._private.utils import write_ray_address
+
     dashboard_port = free_port()
+    temp_dir = tempfile.mkdtemp(prefix="mlray-ts-")  # short: Ray's socket paths live under it
     ray.init(
         num_cpus=RAY_TEST_CPUS,
         include_dashboard=True,
         dashboard_host="127.0.0.1",
         dashboard_port=dashboard_port,
         runtime_env={"env_vars": worker_env_vars()},
+        _temp_dir=temp_dir,
     )
     cluster = RayTestCluster(
         gcs_address=ray.get_runtime_context().gcs_address,
         dashboard_url=f"http://127.0.0.1:{dashboard_port}",
     )
+    # A submitted job's driver gets the address Ray resolves from "auto": the cluster named in
+    # <temp dir>/ray_current_cluster, which `ray start` writes and ray.init does not; without it,
+    # any GCS process on the machine. With a child test's cluster still about, a job's driver
+    # joined that cluster, where its actors found no working-dir package (seen in CI).
+    write_ray_address(cluster.gcs_address, temp_dir)
     yield cluster
     ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from mlray.cluster.processes import in_group, stop_processes
 from mlray.storage.emulator import free_port
 
 LOOPBACK = "127.0.0.1"
-READY_TIMEOUT_S = 60.0
+# A first start creates the SQLite schema (dozens of migrations): over 60 s was seen on 2 busy cores.
+READY_TIMEOUT_S = 120.0
 
 
 def mlflow_executable() -> str:
