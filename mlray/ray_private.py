@@ -74,10 +74,13 @@ def node_records(gcs_address: str, timeout_s: float) -> list[NodeRecord]:
 
     nodes = GcsClient(address=gcs_address).get_all_node_info(timeout=timeout_s)
     alive = gcs_pb2.GcsNodeInfo.ALIVE
-    return [NodeRecord(node_id.hex(), info.node_manager_address, info.state == alive) for node_id, info in nodes.items()]
+    return [NodeRecord(node_id.hex(), info.node_manager_address, info.state == alive)
+            for node_id, info in nodes.items()]
 
 
-def drain_node_for_preemption(gcs_address: str, node_id_hex: str, message: str, deadline_s: float) -> tuple[bool, str]:
+def drain_node_for_preemption(
+    gcs_address: str, node_id_hex: str, message: str, deadline_s: float
+) -> tuple[bool, str]:
     """Ask the GCS to drain a node because it is being preempted, by ``deadline_s`` (epoch seconds):
     (accepted, rejection reason). The call behind Ray's hidden ``ray drain-node``; no public API has it."""
     from ray._raylet import GcsClient

@@ -104,9 +104,14 @@ def write_checkpoint(directory: Path, state: dict[str, Any] | None, rank: int) -
     """Rank 0 passes the training state; every rank writes its RNG state."""
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(capture_rng(), directory / RNG_FILE.format(rank=rank))
-    if state is None:
-        return
-    for name, data in _state_files(state).items():
+    if state is not None:
+        write_checkpoint_files(directory, _state_files(state))
+
+
+def write_checkpoint_files(directory: Path, files: dict[str, bytes]) -> None:
+    """``files`` into a local ``directory``, one by one in their order (``META_FILE`` last)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
         (directory / name).write_bytes(data)
 
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import torch
 
 from mlray.ray_private import set_worker_exit, train_reports_pending, worker_exit
-from mlray.train.checkpoint import META_FILE, progress_of, store_checkpoint_files
+from mlray.train.checkpoint import META_FILE, progress_of, store_checkpoint_files, write_checkpoint_files
 from mlray.train.distributed import broadcast_from_rank0
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ class LocalSession:
                                files: Callable[[], dict[str, bytes]] | None, register: bool) -> None:
         self.reports.append(dict(metrics))
         if files is not None:  # a plain process has no trainer to keep pace with: stored at once
-            write_files(self.checkpoint_root / dir_name, files())
+            write_checkpoint_files(self.checkpoint_root / dir_name, files())
 
     def record_step(self, step: int, loss: float) -> None:
         return None
@@ -384,12 +384,6 @@ def once_stored(stored: Future[None], checkpoint: Any, dir_name: str) -> Any:
     return checkpoint
 
 
-def write_files(directory: Path, files: dict[str, bytes]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (directory / name).write_bytes(data)
-
-
 def upload_with_fsspec(checkpoint: Any, dir_name: str) -> Any:
     """Ray Train's ``checkpoint_upload_fn`` for gs://: gcsfs writes about 2.5x faster than pyarrow's copy.
 
@@ -483,7 +477,7 @@ class TuneSession:
     def report_step_checkpoint(self, metrics: dict[str, Any], dir_name: str,
                                files: Callable[[], dict[str, bytes]] | None, register: bool) -> None:
         with tempfile.TemporaryDirectory(prefix="mlray-ckpt-") as local:  # a trial is one process: rank 0
-            write_files(Path(local), files() if files is not None else {})
+            write_checkpoint_files(Path(local), files() if files is not None else {})
             self.report(metrics, Path(local), dir_name)
 
     def record_step(self, step: int, loss: float) -> None:
