@@ -243,7 +243,7 @@ class StoreWatch:
             if self.last is None:
                 raise
             self.note(f"incumbent store lost beyond its restarts ({str(exc).splitlines()[0]}); "
-                       "the result is its last report")
+                      "the result is its last report")
             self.last.incidents = list(self.incidents)
             return self.last
         if report.restarted:
