@@ -178,8 +178,12 @@ def test_committed_rule_is_the_rendered_one_and_validates():
         (lambda rule: rule["spec"]["groups"][0]["rules"][0].update({"severity": "page"}),
          "spec.groups[0].rules[0]"),
         (lambda rule: rule["spec"]["groups"][0].pop("name"), "spec.groups[0]"),
+        (lambda rule: rule["spec"]["groups"][0]["rules"][0].update({"keep_firing_for": ""}),
+         "spec.groups[0].rules[0].keep_firing_for"),
+        (lambda rule: rule["spec"]["groups"][0].update({"partial_response_strategy": "retry"}),
+         "spec.groups[0].partial_response_strategy"),
     ],
-    ids=["bad-duration", "unknown-field", "group-without-name"],
+    ids=["bad-duration", "unknown-field", "group-without-name", "empty-keep-firing", "bad-response-strategy"],
 )
 def test_a_broken_rule_is_reported_where_it_is_broken(change, path):
     rule = copy.deepcopy(prometheus_rule(CONFIG))
