@@ -120,6 +120,10 @@ SERVING = Dashboard("mlray-serving", "mlray / Serving", (
         Query(f"max by (canary) ({serve.CANARY_WEIGHT.exported}{APP})", "weight of {{canary}}"),
         Query(f"max by (status) ({serve.ROLLOUT_STATUS.exported}{APP}) == 1", "status: {{status}}"),
     )),
+    Panel("Canary failures answered by stable",
+          (Query(rate(serve.FALLBACKS.exported, "version", selector=APP), "canary {{version}}"),), "reqps",
+          "Requests the canary failed with a server error and stable answered (rollout.fallback_to_stable): "
+          "what clients would have seen as errors without the fallback."),
     Panel("Requests by status code",
           (Query(rate(serve.REQUESTS.exported, "code", selector=APP), "{{code}}"),), "reqps"),
     Panel("Batch size (p50)", (Query(quantile(0.5, serve.BATCH_SIZE.series[0], "version"), "{{version}}"),)),
