@@ -1,4 +1,5 @@
-"""Stopping a run from outside: SIGTERM to the driver (spot preemption, ``ray job stop``).
+"""Stopping a run from outside: SIGTERM to the driver (spot preemption, ``ray job stop``); and
+following it from the driver (epochs finished, as a progress bar).
 
 The driver's handler only sets a flag; a helper thread tells the workers through
 a small ``RunControl`` actor that each worker waits on (one pending call, no
@@ -18,21 +19,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO
 
 import ray
 
 from mlray.entrypoint import EXIT_PREEMPTED
+from mlray.metrics.progress import Progress
 
 log = logging.getLogger(__name__)
 
 
 @ray.remote(num_cpus=0)
 class RunControl:
-    """An async actor, so ``wait_for_stop`` calls from every worker wait side by side."""
+    """An async actor, so ``wait_for_stop`` calls from every worker wait side by side.
+
+    It also holds rank 0's last finished epoch, which the driver shows as a progress bar
+    (``follow_epochs``): Ray Train's own callbacks run in its controller actor, not on the driver's terminal.
+    """
 
     def __init__(self) -> None:
         self._requested = asyncio.Event()
+        self._epoch, self._note = 0, ""
 
     async def request_stop(self) -> None:
         self._requested.set()
@@ -40,6 +47,61 @@ class RunControl:
     async def wait_for_stop(self) -> bool:
         await self._requested.wait()
         return True
+
+    async def epoch_finished(self, epoch: int, note: str) -> None:
+        self._epoch, self._note = max(self._epoch, epoch), note
+
+    async def progress(self) -> tuple[int, str]:
+        return self._epoch, self._note
+
+
+class EpochProgressReporter:
+    """Rank 0's epoch hook: tells ``RunControl`` how far training is (fire and forget)."""
+
+    def __init__(self, control: Any, monitor: str):
+        self.control, self.monitor = control, monitor
+
+    def __call__(self, metrics: dict[str, Any]) -> None:
+        if "start_epoch" in metrics:  # a resumed run starts where its checkpoint ended
+            done = int(metrics["start_epoch"]) - 1
+            if done > 0:
+                self.control.epoch_finished.remote(done, f"resumed after epoch {done}")
+            return
+        shown = [name for name in ("train_loss", self.monitor) if isinstance(metrics.get(name), float)]
+        self.control.epoch_finished.remote(
+            int(metrics["epoch"]), " ".join(f"{name} {metrics[name]:.4g}" for name in dict.fromkeys(shown)))
+
+
+@contextmanager
+def follow_epochs(control: Any, label: str, total_epochs: int, poll_s: float = 1.0,
+                  stream: TextIO | None = None) -> Iterator[Progress]:
+    """A progress bar of finished epochs on the driver's terminal (plain periodic lines in job logs)."""
+    progress = Progress(label, total=total_epochs, unit=" epochs", stream=stream)
+    finished = threading.Event()
+
+    def follow() -> None:
+        shown = None
+        while not finished.wait(poll_s):
+            try:
+                epoch, note = ray.get(control.progress.remote(), timeout=max(poll_s, 5.0))
+            except (ray.exceptions.RayError, TimeoutError):
+                continue  # the bar waits; training decides how the run ends
+            if (epoch, note) != shown:
+                shown = (epoch, note)
+                progress.update(epoch, note)
+
+    thread = threading.Thread(target=follow, name="mlray-epoch-progress", daemon=True)
+    thread.start()
+    try:
+        yield progress
+    finally:
+        finished.set()
+        thread.join(poll_s + 10)
+        try:
+            progress.done, progress.note = ray.get(control.progress.remote(), timeout=10)
+        except (ray.exceptions.RayError, TimeoutError):
+            pass
+        progress.close()
 
 
 class DriverSignals:

@@ -71,6 +71,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     """What each Ray Train worker runs."""
     import ray
 
+    from mlray.train.control import EpochProgressReporter
     from mlray.train.session import RayTrainSession
 
     settings: LoopSettings = loop_config["settings"]
@@ -80,14 +81,29 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     spot = settings.config.spot
     session = RayTrainSession(loop_config["control"], watch_preemption=spot.enabled, grace_period=spot.grace_period,
                               remote_storage=Storage(settings.config.storage.uri).is_remote)
-    on_epoch = None
-    if session.rank == 0 and loop_config.get("mlflow_run_id"):
-        on_epoch = tracking.EpochLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
+    hooks: list[Callable[[dict[str, Any]], None]] = []
+    if session.rank == 0:
+        hooks.append(EpochProgressReporter(loop_config["control"], settings.config.training.monitor.metric))
+        if loop_config.get("mlflow_run_id"):
+            hooks.append(tracking.EpochLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"]))
+    on_epoch = each_of(hooks)
     wrap: SessionWrapper | None = loop_config.get("wrap_session")
     try:
         train_loop(settings, ray.get(loop_config["data"]), wrap(session) if wrap else session, on_epoch)
     finally:
         session.close()  # SIGTERM after training is Ray's again
+
+
+def each_of(hooks: list[Callable[[dict[str, Any]], None]]) -> Callable[[dict[str, Any]], None] | None:
+    """One epoch hook that calls each of ``hooks`` in turn; None when there are none."""
+    if not hooks:
+        return None
+
+    def call_each(metrics: dict[str, Any]) -> None:
+        for hook in hooks:
+            hook(metrics)
+
+    return call_each
 
 
 def run_training(config: TrainingJobConfig, wrap_session: SessionWrapper | None = None) -> dict[str, Any]:
@@ -102,7 +118,7 @@ def run_training(config: TrainingJobConfig, wrap_session: SessionWrapper | None 
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from mlray.train.control import RunControl, stop_on_sigterm
+    from mlray.train.control import RunControl, follow_epochs, stop_on_sigterm
 
     storage = Storage(config.storage.uri)
     run_storage = storage.child(config.run_name)
@@ -157,7 +173,8 @@ def run_training(config: TrainingJobConfig, wrap_session: SessionWrapper | None 
 
     with stop_on_sigterm(control, config.spot.grace_period, summary_on_forced_exit) as signals:
         try:
-            result = trainer.fit()
+            with follow_epochs(control, f"train {config.run_name}", training.num_epochs):
+                result = trainer.fit()
         except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors; the summary names them
             log.exception("training failed")
             if run_id:

@@ -226,7 +226,8 @@ def test_sigkilled_worker_restarts_from_latest_checkpoint(ray_cluster, small_dat
     ],
     ids=["total_runtime", "iteration", "no_improvement"],
 )
-def test_timeout_ends_run_with_checkpoint_and_status(ray_cluster, small_data_dir, tmp_path, timeouts, status):
+def test_timeout_ends_run_with_checkpoint_and_status(ray_cluster, small_data_dir, tmp_path, timeouts, status,
+                                                     capsys):
     config = training_config(small_data_dir, str(tmp_path / "storage"), f"sqlite:///{tmp_path}/m.db",
                              run_name="timeout",
                              training={"num_workers": 1, "num_epochs": 50, "batch_size": 8, "stop_check_batches": 1,
@@ -236,6 +237,9 @@ def test_timeout_ends_run_with_checkpoint_and_status(ray_cluster, small_data_dir
     summary = run_training(config)
     assert summary["status"] == status, summary
     assert summary["epochs_completed"] < 50
+    # The driver's progress ends on the epochs rank 0 finished (stderr is no terminal here: plain lines).
+    last_progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train timeout: ")][-1]
+    assert f"{summary['epochs_completed']}/50 epochs" in last_progress, last_progress
     names = checkpoint_names(Storage(config.storage.uri), "timeout")
     assert len(names) == 1  # periodic checkpoints are off: this one was written when the limit fired
     assert epoch_of(names[0]) == summary["epochs_completed"]
