@@ -24,6 +24,7 @@ from feast import FeatureStore, FeatureView, FileSource
 from mlray.config.features import FeaturesConfig
 from mlray.features.store import check_sources, definitions, prepare_store, resolved_sources, state_location
 from mlray.metrics.features import MaterializeMetrics
+from mlray.metrics.progress import Progress
 from mlray.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def materialize(config: FeaturesConfig) -> dict[str, Any]:
     end = as_utc(config.materialize.end or datetime.now(timezone.utc))
     first_start = as_utc(config.materialize.first_start or EPOCH)
     windows: dict[str, tuple[datetime, datetime]] = {}
-    first_time, continuing, up_to_date = [], [], {}
+    continuing: set[str] = set()
+    up_to_date: dict[str, dict[str, Any]] = {}
     for view in views_to_materialize(store, config):
         if view.materialization_intervals:
             last_end = as_utc(view.most_recent_end_time)
@@ -92,15 +94,18 @@ def materialize(config: FeaturesConfig) -> dict[str, Any]:
                 up_to_date[view.name] = {"start": last_end.isoformat(), "end": end.isoformat(), "source_rows": 0,
                                          "skipped": f"already materialized up to {last_end.isoformat()}"}
                 continue
-            continuing.append(view.name)
+            continuing.add(view.name)
             windows[view.name] = (last_end, end)
         else:
-            first_time.append(view.name)
             windows[view.name] = (first_start, end)
-    if first_time:
-        store.materialize(start_date=first_start, end_date=end, feature_views=first_time)
-    if continuing:
-        store.materialize_incremental(end_date=end, feature_views=continuing)
+    # One view at a time, so progress can say how far it is (a bar on a terminal, lines in job logs).
+    with Progress("materialize", total=len(windows), unit=" views") as progress:
+        for done, name in enumerate(windows, start=1):
+            if name in continuing:
+                store.materialize_incremental(end_date=end, feature_views=[name])
+            else:
+                store.materialize(start_date=first_start, end_date=end, feature_views=[name])
+            progress.update(done, name)
     views: dict[str, dict[str, Any]] = dict(up_to_date)
     observed = MaterializeMetrics(config.monitoring.enable_metrics)
     for name, (start, stop) in windows.items():

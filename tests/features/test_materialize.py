@@ -33,10 +33,15 @@ def with_end(setup: FeatureSetup, end: pd.Timestamp):
     return config.model_copy(update={"materialize": config.materialize.model_copy(update={"end": end.to_pydatetime()})})
 
 
-def test_materialize_then_online_reads_return_the_latest_values(fresh_setup):
+def test_materialize_then_online_reads_return_the_latest_values(fresh_setup, capsys):
     stats = fresh_setup.data.driver_stats
     end = START + pd.Timedelta(hours=10, minutes=30)
     report = materialize(with_end(fresh_setup, end))
+    # Progress by view: its last line (stderr is no terminal here) says every view is done.
+    views = [name for name, window in report["views"].items() if "skipped" not in window]
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("materialize: ")]
+    assert views and progress[-1].startswith(f"materialize: {len(views)}/{len(views)} views (100%)")
+    assert progress[-1].endswith(views[-1])
     drivers = sorted(stats.driver_id.unique())
     online = online_values(fresh_setup, drivers)
     expected = latest_at_or_before(stats, end)
