@@ -81,6 +81,8 @@ def test_the_job_entrypoint_joins_the_cluster_and_prints_a_summary(ray_cluster, 
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["job"] == "batch_predict" and summary["status"] == "ok" and summary["rows"] == len(rows)
     assert len(read_predictions(tmp_path / "job_out")) == len(rows)
+    # Progress in a job log (no terminal): Ray Data's own periodic lines, which mlray leaves on.
+    assert "Total Progress" in result.stdout + result.stderr, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_an_invalid_config_exits_2_naming_the_field(tmp_path):
