@@ -1,7 +1,8 @@
 """End to end on the session's Ray cluster, scraped by a real Prometheus (Debian's package):
 a short training, a solve, a materialization with online lookups and serving traffic with an erroring
 canary. Every metric and label that a dashboard panel or an alert rule uses must have had data; the
-serving error-rate alert fires while the canary is live and clears after it is rolled back.
+serving error-rate alert fires while the canary is live and clears after the rollout controller has rolled
+it back on its own.
 
 With MLRAY_OBSERVABILITY_PNG_DIR set, each dashboard is drawn there from Prometheus's answers to its
 panels' own queries (how docs/observability/*.png are made).
@@ -13,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -34,6 +36,7 @@ from .conftest import prometheus_tool
 pytestmark = pytest.mark.slow
 
 ERROR_ALERT = "MlrayServingErrorRateHigh"
+ROLLOUT_WINDOW_S = 60
 SPECS = {name: spec for spec in ALL for name in spec.series}
 RAY_ADDED = {"application", "deployment", "replica", "SessionName", "WorkerId", "NodeAddress", "Component"}
 
@@ -140,6 +143,18 @@ class Traffic:
         self._thread.join(60)
 
 
+def rolled_back(client) -> dict[str, object] | None:
+    """The rollout's view once the controller has rolled the canary back, else None."""
+    view = client.get("/v1/rollout").json()
+    return view if view["status"] == "rolled_back" else None
+
+
+def epoch_seconds(rfc3339: str) -> float:
+    """Prometheus's ``activeAt`` (nanosecond digits and a Z) as seconds since the epoch."""
+    whole, _, fraction = rfc3339.rstrip("Z").partition(".")
+    return datetime.fromisoformat(whole).replace(tzinfo=timezone.utc).timestamp() + float(f"0.{fraction or 0}")
+
+
 def serve_with_erroring_canary(serve_url: str, root: Path, prometheus: Prometheus) -> dict[str, object]:
     from mlray.storage import Storage
     from mlray.usecases.driver_trips import FEATURE_COLUMNS
@@ -147,15 +162,16 @@ def serve_with_erroring_canary(serve_url: str, root: Path, prometheus: Prometheu
     storage = Storage(str(root))
     make_bundle(storage, "v1", seed=1)
     make_bundle(storage, "broken", seed=3, input_dim=len(FEATURE_COLUMNS) + 1)  # every call fails
-    # A long rollout window: the canary stays live until rolled back below, whatever its errors.
+    # The controller judges the canary after one window and rolls it back on its own; the window is long
+    # enough for Prometheus to see the errors (Ray's metrics agent exports every few seconds) before that.
     client = start_app(serve_url, Bundles(root), rollout={"canary": "broken", "canary_weight": 0.3,
-                                                          "window_s": 600, "min_requests": 10})
+                                                          "window_s": ROLLOUT_WINDOW_S, "min_requests": 10})
     traffic = Traffic(serve_url)
     try:
         fired = wait_for(lambda: prometheus.alerts(ERROR_ALERT), 180,
                          f"{ERROR_ALERT} while the canary is live", interval_s=1)
-        rolled_back = client.put("/v1/rollout", json={"clear_canary": True})
-        assert rolled_back.status_code == 200, rolled_back.text
+        rollout = wait_for(lambda: rolled_back(client), 180, "the controller to roll the canary back",
+                           interval_s=1)
         wait_for(lambda: not prometheus.alerts(ERROR_ALERT) and not prometheus.alerts(ERROR_ALERT, "pending"),
                  180, f"{ERROR_ALERT} to clear after the rollback", interval_s=1)
         time.sleep(5)  # a few more scrapes of stable alone, for the pictures
@@ -163,7 +179,7 @@ def serve_with_erroring_canary(serve_url: str, root: Path, prometheus: Prometheu
         traffic.stop()
         client.close()
         stop_app()
-    return {"fired": fired, "codes": traffic.codes, "fallbacks": traffic.fallbacks}
+    return {"fired": fired, "rollout": rollout, "codes": traffic.codes, "fallbacks": traffic.fallbacks}
 
 
 def test_every_workload_feeds_every_dashboard_and_alert(prometheus, serve_url, tmp_path):
@@ -176,6 +192,11 @@ def test_every_workload_feeds_every_dashboard_and_alert(prometheus, serve_url, t
     fired = serving["fired"]
     assert {alert["labels"]["role"] for alert in fired} == {"canary"}, fired
     assert {alert["labels"]["version"] for alert in fired} == {"broken"}, fired
+    # The controller rolled the canary back by its error rule, after the alert had gone active.
+    rollout = serving["rollout"]
+    rollback = next(event for event in reversed(rollout["events"]) if event["status"] == "rolled_back")
+    assert "error rate" in rollback["reason"], rollback
+    assert max(epoch_seconds(alert["activeAt"]) for alert in fired) < rollback["at"], (fired, rollback)
     # Every call to the canary failed; stable answered each of them (rollout.fallback_to_stable), so the
     # alert fired on the canary's errors while no client saw one.
     assert serving["fallbacks"] > 0 and set(serving["codes"]) == {200}, serving
