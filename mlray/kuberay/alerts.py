@@ -84,7 +84,7 @@ def alert_list(alerts: AlertsSection) -> list[Alert]:
             "warning",
             "The canary of {{ $labels.application }} was rolled back",
             "The rollout controller took the canary out of traffic: it broke its error or latency rules. "
-            "The reason is in GET /-/rollout and the controller's log.",
+            "The reason is in GET /v1/rollout and the controller's log.",
             hold=False,
         ),
         Alert(

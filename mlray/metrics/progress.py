@@ -1,7 +1,7 @@
 """Progress a person can follow: a bar on a terminal, plain periodic lines elsewhere (job logs).
 
-One small helper for every long step (solver time with the incumbent, materialization, batch inference,
-demo queries)::
+One small helper for every long step (training epochs, solver time with the incumbent, materialization,
+demo queries; batch inference shows Ray Data's own, which behaves the same way)::
 
     with Progress("solve ft10", total=60, unit="s") as progress:
         progress.update(12.5, "incumbent 930")
