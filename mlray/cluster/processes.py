@@ -1,7 +1,7 @@
-"""Finding and stopping our own processes through /proc.
+"""Finding and stopping our own processes, through psutil (so also where there is no /proc, as on macOS).
 
 Zombies count as gone: in a container whose PID 1 does not reap, an exited
-daemon stays in /proc (and answers ``kill(pid, 0)``) for ever.
+daemon stays in the process table (and answers ``kill(pid, 0)``) for ever.
 """
 
 from __future__ import annotations
@@ -11,45 +11,39 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
+
+import psutil
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """``/proc/PID/stat`` after the command name (which may hold spaces): state, ppid, pgrp, ..."""
+def _running(process: psutil.Process) -> bool:
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # exited while we looked
-        return None
-    return text[text.rfind(")") + 2 :].split()
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:  # exited while we looked
+        return False
 
 
 def live_pids(matches: Callable[[int], bool]) -> list[int]:
     """PIDs of running (not zombie) processes for which ``matches(pid)`` holds."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields and fields[0] != "Z" and matches(int(entry.name)):
-                found.append(int(entry.name))
-    return found
+    return [process.pid for process in psutil.process_iter() if _running(process) and matches(process.pid)]
 
 
 def in_group(pgid: int) -> Callable[[int], bool]:
     def matches(pid: int) -> bool:
-        fields = _stat_fields(pid)
-        return bool(fields) and fields[2] == str(pgid)
+        try:
+            return os.getpgid(pid) == pgid
+        except OSError:
+            return False
 
     return matches
 
 
 def naming(marker: str) -> Callable[[int], bool]:
     """Processes whose command line contains ``marker``."""
-    encoded = marker.encode()
 
     def matches(pid: int) -> bool:
         try:
-            return encoded in Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
+            return marker in "\0".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
             return False
 
     return matches
