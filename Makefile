@@ -6,9 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-export RAY_USAGE_STATS_ENABLED := 0
-export FEAST_USAGE := False
-export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
+# The platform's process settings (RAY_USAGE_STATS_ENABLED, FEAST_USAGE, ...) for every target, printed by
+# mlray/process_env.py, where all of them live (nothing before the venv exists).
+$(foreach setting,$(shell test -x $(PY) && $(PY) -m mlray.process_env),$(eval export $(setting)))
 
 .PHONY: venv test test-fast demo bench docs cluster-up cluster-down k8s-render k8s-validate image-hashes lock clean security-doc \
 	prometheus-tools demo-preprocess demo-features demo-train demo-solve demo-serve demo-query demo-batch serve
@@ -75,14 +75,15 @@ demo-query: venv
 	$(PY) -m mlray.serve.client http://127.0.0.1:8000 $(if $(API_KEY),--api-key $(API_KEY))
 
 # The shipped serving setup, as clusters/rayservice.yaml runs it: Ray's HAProxy on :8000 in front of the
-# replicas' direct-ingress ports, with the env of mlray/serve/cluster_env.py (foreground until Ctrl-C).
+# replicas' direct-ingress ports, with serving's process env (mlray/process_env.py, Serve's part from
+# mlray/serve/cluster_env.py; foreground until Ctrl-C).
 # That env only acts when this `serve run` starts Ray itself (no RAY_ADDRESS, no `ray start` cluster
 # recorded in /tmp/ray). serve_apps/config.yaml binds 0.0.0.0:8000, so API keys are required:
 #   MLRAY_SERVE_API_KEYS=<key> make serve        then: make demo-query API_KEY=<key>
 # (demo-serve stays the keyless loopback demo through Serve's Python proxy: HAProxy mode makes Serve
 # bind all interfaces, where the app refuses to run without keys.)
 serve: venv
-	env $$($(PY) mlray/serve/cluster_env.py) $(VENV)/bin/serve run serve_apps/config.yaml
+	env $$($(PY) -m mlray.process_env serve) $(VENV)/bin/serve run serve_apps/config.yaml
 
 demo-batch: venv
 	$(call job,jobs.batch_predict --config configs/batch_inference.yaml)

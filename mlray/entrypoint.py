@@ -11,6 +11,7 @@ work starts; the last line a job prints on stdout is one JSON object. A job
 that stopped for a spot notice (status ``preempted``, its checkpoint saved)
 exits 143, as a process ended by SIGTERM does, so that a RayJob's
 ``backoffLimit`` or any retrying scheduler runs it again and it resumes.
+The job's process env (``mlray.process_env``) is applied once its config is loaded.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, NoReturn, TypeVar
 
 from mlray.config.base import ConfigModel
 from mlray.config.loader import ConfigError, load_config
+from mlray.process_env import apply, process_env
 
 EXIT_CONFIG_ERROR = 2
 EXIT_JOB_FAILED = 1
@@ -70,6 +72,8 @@ def run_job(
     argv: Sequence[str] | None = None,
 ) -> NoReturn:
     config = load_job_config(job_name, config_cls, argv)
+    # Before anything imports Ray, gcsfs or Feast, which read some of these when imported.
+    apply(process_env(job_name, config))
     level = getattr(getattr(config, "monitoring", None), "log_level", "INFO")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.monotonic()

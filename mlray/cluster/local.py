@@ -33,6 +33,7 @@ from pathlib import Path
 from mlray.cluster.mlflow_server import MlflowServer
 from mlray.cluster.processes import in_group, live_pids, naming, stop_processes
 from mlray.cluster.runtime import worker_env_vars
+from mlray.process_env import PLATFORM_ENV, apply
 from mlray.storage.emulator import free_port
 
 LOOPBACK = "127.0.0.1"
@@ -84,8 +85,7 @@ def client_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for processes that talk to a token-authenticated cluster."""
     env = dict(os.environ if base is None else base)
     env["RAY_AUTH_MODE"] = "token"
-    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    env.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    apply(PLATFORM_ENV, env)  # mlray.process_env: the platform's settings win
     return env
 
 

@@ -5,22 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import ray
 
 from mlray.config.sections import RayConfig
+from mlray.process_env import PASSED_THROUGH, PLATFORM_ENV, apply, passed_through
 
 log = logging.getLogger(__name__)
 
-# Variables a driver's workers must see too: storage endpoints and flags, MLflow.
-PROPAGATED_ENV_VARS = (
-    "STORAGE_EMULATOR_HOST",
-    "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT",
-    "MLFLOW_TRACKING_URI",
-    "GOOGLE_CLOUD_PROJECT",
-    "FEAST_USAGE",
-)
+# Variables a driver's workers must see too: storage endpoints, MLflow, the platform's settings
+# (mlray.process_env).
+PROPAGATED_ENV_VARS = (*PASSED_THROUGH, *PLATFORM_ENV)
 
 
 # Set by Ray's job manager for a submitted job's driver: the job's config, with its runtime env.
@@ -28,7 +25,7 @@ JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
 def worker_env_vars() -> dict[str, str]:
-    return {name: os.environ[name] for name in PROPAGATED_ENV_VARS if name in os.environ}
+    return passed_through(os.environ)
 
 
 def job_runtime_env_vars() -> dict[str, str]:
@@ -47,19 +44,23 @@ def without_job_env_vars(env_vars: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in env_vars.items() if name not in already}
 
 
-def init_ray(config: RayConfig | None = None, **kwargs: Any) -> None:
+def init_ray(config: RayConfig | None = None, env: Mapping[str, str] | None = None, **kwargs: Any) -> None:
     """Join the configured cluster, the one ``ray job submit`` runs us in, or start one.
 
     ``address: null`` lets Ray decide: inside ``ray job submit`` (RAY_ADDRESS set)
     it joins that cluster, otherwise it starts a local one.
+
+    ``env``: the job's ``mlray.process_env.process_env(job, config)``, applied to this process first (the
+    config value wins); default: the platform's part (``PLATFORM_ENV``). The workers get it too.
     """
     if ray.is_initialized():
         return
     config = config or RayConfig()
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    env = PLATFORM_ENV if env is None else env
+    apply(env)
     init_kwargs: dict[str, Any] = {
         "address": config.address,
-        "runtime_env": {"env_vars": without_job_env_vars(worker_env_vars())},
+        "runtime_env": {"env_vars": without_job_env_vars({**worker_env_vars(), **env})},
         "log_to_driver": True,
     }
     starts_local = config.address is None and not os.environ.get("RAY_ADDRESS")

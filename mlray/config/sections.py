@@ -139,7 +139,8 @@ class SpotConfig(ConfigModel):
     drain_poll_interval_s: PositiveFloat = Field(
         default=1.0,
         description="Training: how often Ray Train's preemption watcher asks for draining nodes "
-        "(RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S; Ray's own default is 5 s; an explicit environment variable wins).",
+        "(RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S, set from this value: the config wins over that variable; "
+        "from the environment use MLRAY_SPOT__DRAIN_POLL_INTERVAL_S). Ray's own default is 5 s.",
     )
 
 

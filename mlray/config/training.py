@@ -84,7 +84,8 @@ class TrainingSection(ConfigModel):
     worker_group_start_timeout_s: PositiveFloat = Field(
         default=15.0,
         description="How long Ray Train waits for a worker group's placement group (its resources) before "
-        "trying again (RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S; an explicit environment variable wins). 15 s, "
+        "trying again (RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S, set from this value: the config wins over that "
+        "variable; from the environment use MLRAY_TRAINING__WORKER_GROUP_START_TIMEOUT_S). 15 s, "
         "not Ray's 60: after a node loss an elastic run first retries at the old size while the dead node's "
         "CPUs still count, and only after this timeout starts with fewer workers (74 s to go on with 60, "
         "25.5 s with 15; goal 30 s). The cost of short: Ray retries without limit (no run fails from it), but "
@@ -104,7 +105,8 @@ class TrainingSection(ConfigModel):
     health_check_interval_s: PositiveFloat = Field(
         default=1.0,
         description="How often Ray Train's controller polls the workers, so how soon a dead one is noticed "
-        "(RAY_TRAIN_HEALTH_CHECK_INTERVAL_S; Ray's own default is 2 s; an explicit environment variable wins).",
+        "(RAY_TRAIN_HEALTH_CHECK_INTERVAL_S, set from this value: the config wins over that variable; from the "
+        "environment use MLRAY_TRAINING__HEALTH_CHECK_INTERVAL_S). Ray's own default is 2 s.",
     )
     stop_check_batches: PositiveInt = Field(
         default=16, description="Every N batches the ranks agree whether to stop (signal, iteration timeout)."

@@ -18,7 +18,10 @@ from pathlib import Path
 
 from mlray.cluster.mlflow_server import MlflowServer
 from mlray.cluster.runtime import worker_env_vars
+from mlray.process_env import apply, process_env
 from mlray.storage.emulator import GcsEmulator, free_port
+
+DEMO_JOB = "demo"
 
 
 @dataclass
@@ -48,6 +51,7 @@ class LocalServices:
     def _start(self) -> None:
         import ray
 
+        apply(process_env(DEMO_JOB))  # before Ray starts: its workers inherit it
         if self.use_gcs_emulator:
             self.emulator = GcsEmulator().start()
             self.emulator.export_env()

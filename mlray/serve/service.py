@@ -20,6 +20,8 @@ import torch
 
 from mlray.config.inference import InferenceConfig
 from mlray.models.trust import LoadPolicy, UntrustedModel
+from mlray.process_env import apply as apply_env
+from mlray.process_env import mlflow_env
 from mlray.serve.auth import ApiKeys, serve_http_host
 from mlray.serve.background import Ticker
 from mlray.serve.canary import RolloutState
@@ -98,8 +100,9 @@ class PredictionCore:
         self.ticker = Ticker(
             config.rollout.report_interval_s, [self.rollout.sync, self.prediction_log.flush_if_due]
         ).start()
-        if config.mlflow.tracking_uri:
-            os.environ.setdefault("MLFLOW_TRACKING_URI", config.mlflow.tracking_uri)
+        # The replica's share of the serve process env (mlray.process_env); Serve's own part acted when
+        # Ray started. The config value wins.
+        apply_env(mlflow_env(config))
 
     # -- before the model -----------------------------------------------------------
     def choose_version(self, headers: Mapping[str, str]) -> str:

@@ -17,7 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlray.storage.filesystem import EMULATOR_ENV
+from mlray.process_env import apply
+from mlray.storage.filesystem import EMULATOR_ENV, GCSFS_ENV
 
 READY_TIMEOUT_S = 30.0
 
@@ -98,7 +99,7 @@ class GcsEmulator:
     def export_env(self) -> None:
         """Point this process (and Ray workers started after it) at the emulator."""
         os.environ[EMULATOR_ENV] = self.url
-        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+        apply(GCSFS_ENV)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

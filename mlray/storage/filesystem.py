@@ -25,13 +25,10 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlparse
 
-# gcsfs >= 2026 probes every bucket over gRPC for hierarchical namespaces and
-# stalls 60 s per bucket against an emulator; the probe buys nothing here.
-# Set before gcsfs is imported, and inherited by Ray workers started later.
-os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+import fsspec
+import pyarrow.fs as pafs
 
-import fsspec  # noqa: E402
-import pyarrow.fs as pafs  # noqa: E402
+from mlray.process_env import PLATFORM_ENV, apply
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 TEMP_PREFIX = ".tmp-"
@@ -45,7 +42,13 @@ def emulator_host() -> str | None:
     return host if "://" in host else f"http://{host}"
 
 
+# gcsfs reads this when it is imported (mlray.process_env says why it is off).
+GCSFS_ENV = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": PLATFORM_ENV["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"]}
+
+
 def gcs_fsspec() -> fsspec.AbstractFileSystem:
+    # Jobs, init_ray and the Makefile have set it already; this covers a process that starts none of them.
+    apply(GCSFS_ENV)
     import gcsfs
 
     host = emulator_host()

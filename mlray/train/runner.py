@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from mlray.config.training import TrainingJobConfig, TrainingSection
 from mlray.entrypoint import print_summary
 from mlray.models import ModelSpec, save_bundle
 from mlray.models.mlflow_bundle import log_bundle_model
+from mlray.process_env import TRAIN_JOB, process_env
+from mlray.process_env import apply as apply_env
 from mlray.storage import Storage
 from mlray.train.checkpoint import first_valid, tidy_run_storage
 from mlray.train.loop import LoopSettings, train_loop
@@ -50,21 +51,13 @@ def prepare_run(config: TrainingJobConfig) -> PreparedRun:
     return PreparedRun(data, spec)
 
 
-# Ray Train settings that only exist as environment variables. Ones the user set before mlray
-# was imported win over the config.
-RAY_TRAIN_ENV_VARS = {
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": lambda config: config.training.health_check_interval_s,
-    "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S": lambda config: config.spot.drain_poll_interval_s,
-    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": lambda config: config.training.worker_group_start_timeout_s,
-}
-_SET_BY_USER = {name for name in RAY_TRAIN_ENV_VARS if name in os.environ}
-
-
 def set_ray_train_env(config: TrainingJobConfig) -> None:
-    """The trainer reads these from the driver's environment and hands them to its controller."""
-    for name, value in RAY_TRAIN_ENV_VARS.items():
-        if name not in _SET_BY_USER:
-            os.environ[name] = str(value(config))
+    """The training job's process env (``mlray.process_env``: Ray Train's settings that only exist as
+    environment variables, among others) in this driver's environment, where the trainer reads them and
+    hands them to its controller. The config value wins over a variable already set."""
+    replaced = apply_env(process_env(TRAIN_JOB, config))
+    if replaced:
+        log.info("process env from the config replaced %s", replaced)
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:

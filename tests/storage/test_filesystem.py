@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
 
 from mlray.storage import Storage
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["local", "gcs"])
@@ -114,3 +118,22 @@ def test_storage_pickles_without_live_handles(gcs_uri):
     storage.write_text("p.txt", "1")
     clone = pickle.loads(pickle.dumps(storage))
     assert clone.read_text("p.txt") == "1"
+
+
+def test_importing_storage_leaves_the_environment_untouched():
+    """Nothing writes os.environ at import time: gcsfs's setting is applied where a gcsfs filesystem is
+    made (and by mlray.process_env when a job starts), not when mlray.storage is imported."""
+    script = textwrap.dedent(
+        """
+        import json, os, sys
+        before = dict(os.environ)
+        import mlray.storage.filesystem, mlray.storage.emulator, mlray.storage
+        names = {*before, *os.environ}
+        print(json.dumps({"changed": sorted(k for k in names if before.get(k) != os.environ.get(k))}))
+        """
+    )
+    clean = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    result = subprocess.run([sys.executable, "-c", script], env=clean, capture_output=True, text=True,
+                            timeout=120, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert '"changed": []' in result.stdout.splitlines()[-1], result.stdout

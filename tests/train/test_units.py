@@ -83,17 +83,18 @@ def test_default_loader_says_how_to_make_missing_data(tmp_path):
         parquet_frame(str(tmp_path / "missing.parquet"))
 
 
-def test_ray_train_settings_reach_the_environment_unless_the_user_set_them(monkeypatch, tmp_path):
+def test_ray_train_settings_reach_the_environment_and_the_config_wins(monkeypatch, tmp_path):
+    from mlray.process_env import ray_train_env
     from mlray.train import runner
 
     config = training_config(tmp_path, str(tmp_path / "storage"), f"sqlite:///{tmp_path}/m.db",
                              training={"health_check_interval_s": 0.7}, spot={"drain_poll_interval_s": 0.3})
-    for name in runner.RAY_TRAIN_ENV_VARS:
+    for name in ray_train_env(config):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(runner, "_SET_BY_USER", {"RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S"})
+    monkeypatch.setenv("RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S", "5")  # set by hand: the config replaces it
     runner.set_ray_train_env(config)
     assert os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] == "0.7"
-    assert "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S" not in os.environ  # the user's own setting is never replaced
+    assert os.environ["RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S"] == "0.3"
 
 
 def _trained_state(epoch: int) -> dict:
