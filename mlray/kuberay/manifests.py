@@ -5,6 +5,7 @@ One function per object family; ``mlray.kuberay.render`` arranges them in files.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
@@ -18,11 +19,12 @@ from mlray.kuberay.pods import (
     WORKLOAD_LABEL,
     Manifest,
     ray_cluster_spec,
+    set_env,
     submitter_template,
 )
 from mlray.kuberay.rules import cluster_spec_paths
 from mlray.kuberay.workloads import JobSettings, ServeSettings
-from mlray.serve.cluster_env import kubernetes_env as serving_cluster_env
+from mlray.process_env import SERVE_JOB, process_env
 
 RAY_API = "ray.io/v1"
 MONITORING_API = "monitoring.coreos.com/v1"
@@ -92,28 +94,30 @@ def job_entrypoint(config: KubeRayConfig, settings: JobSettings) -> str:
     return " ".join(parts)
 
 
-def runtime_env_yaml(config: KubeRayConfig, settings: JobSettings) -> str:
+def runtime_env_yaml(config: KubeRayConfig, settings: JobSettings, env: Mapping[str, str]) -> str:
     # The code and configs are baked into the image (no working_dir upload); the
     # runtime env only carries what every worker of the job must see.
     env_vars = {
         **config.jobs.env,
         "GOOGLE_CLOUD_PROJECT": config.gcp.project,
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "FEAST_USAGE": "False",
+        # The job's process env (mlray.process_env), e.g. RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S from the
+        # train config's spot.drain_poll_interval_s: the same values its driver applies when it starts.
+        **env,
         "MLRAY_JOB": settings.workload.command,
-        # Not RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S: training sets it from its own config
-        # (spot.drain_poll_interval_s), and an environment variable here would override that.
     }
     return yaml.safe_dump({"env_vars": env_vars}, sort_keys=True)
 
 
-def ray_job(config: KubeRayConfig, settings: JobSettings) -> Manifest:
+def ray_job(config: KubeRayConfig, settings: JobSettings, env: Mapping[str, str] | None = None) -> Manifest:
+    """``env``: the job's ``process_env(job, job_config)`` from its config with the entrypoint's overrides
+    (the renderer loads it); None: the part that needs no config."""
     names = Names(config)
     workload = settings.workload.command
+    env = process_env(workload) if env is None else env
     groups = [group.model_copy(update={"min_replicas": 0, "replicas": 0}) for group in config.worker_groups]
     spec: Manifest = {
         "entrypoint": job_entrypoint(config, settings),
-        "runtimeEnvYAML": runtime_env_yaml(config, settings),
+        "runtimeEnvYAML": runtime_env_yaml(config, settings, env),
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": config.jobs.ttl_seconds_after_finished,
         "backoffLimit": config.jobs.backoff_limit,
@@ -149,13 +153,14 @@ def mlflow_uri(config: KubeRayConfig) -> str:
 
 
 def serve_pod_settings(config: KubeRayConfig, settings: ServeSettings, cluster_spec: Manifest) -> None:
-    """Serve's cluster settings (Ray's HAProxy in front of direct ingress, ``mlray.serve.cluster_env``),
-    the Serve app pointed at GCS and MLflow, and its API keys mounted from a Secret, on every Ray pod.
+    """Serve's process env (Ray's HAProxy in front of direct ingress, ``mlray.serve.cluster_env``, through
+    ``mlray.process_env``), the Serve app pointed at GCS and MLflow, and its API keys mounted from a Secret,
+    on every Ray pod.
 
     Serve reads its settings when Ray's processes import it, so they go in the container env of ``ray start``.
     """
     names = Names(config)
-    env = serving_cluster_env()
+    env = []
     if "storage" in settings.sections:
         # Serve loads the bundles the train RayJob exported under the shared storage root.
         env.append({"name": "MLRAY_STORAGE__URI", "value": config.gcp.checkpoint_uri})
@@ -173,6 +178,9 @@ def serve_pod_settings(config: KubeRayConfig, settings: ServeSettings, cluster_s
     ]
     for template in templates:
         container = template["spec"]["containers"][0]
+        # Serving's process env (mlray.process_env: Serve's cluster settings on top of the platform's,
+        # which every Ray container has); MLflow's URI comes from the config override below.
+        set_env(container["env"], process_env(SERVE_JOB))
         container["env"] += env
         # One projected volume per folder: prediction and admin keys may share /etc/mlray/serve/,
         # and two volumes cannot be mounted at one path.

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from mlray.config.kuberay import KubeRayConfig, PodResources, WorkerGroupSection
+from mlray.process_env import PLATFORM_ENV
 
 Manifest = dict[str, Any]
 
@@ -146,11 +148,28 @@ def resources(spec: PodResources, gpus: int = 0) -> Manifest:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
+def env_entries(env: Mapping[str, str]) -> list[Manifest]:
+    """``env`` as container ``env`` entries."""
+    return [{"name": name, "value": value} for name, value in env.items()]
+
+
+def set_env(entries: list[Manifest], env: Mapping[str, str]) -> None:
+    """Set ``env`` in a container's ``env`` entries: an entry of the same name gets the new value, others
+    are appended."""
+    by_name = {entry["name"]: entry for entry in entries}
+    for name, value in env.items():
+        if name in by_name:
+            by_name[name].pop("valueFrom", None)
+            by_name[name]["value"] = value
+        else:
+            entries.append({"name": name, "value": value})
+
+
 def ray_env(grace_seconds: float | None = None) -> list[Manifest]:
     env = [
         {"name": "MY_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"},
-        {"name": "FEAST_USAGE", "value": "False"},
+        # The platform's process env (mlray.process_env); a RayJob's runtime env adds its job's part.
+        *env_entries(PLATFORM_ENV),
         # The image is read-only: no bytecode caches next to the sources, other caches in /tmp.
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
@@ -351,7 +370,7 @@ def submitter_template(config: KubeRayConfig, workload: str, service_account: st
         "image": config.image.reference(),
         "imagePullPolicy": config.image.pull_policy,
         "workingDir": APP_DIR,
-        "env": [{"name": "RAY_USAGE_STATS_ENABLED", "value": "0"}],
+        "env": env_entries(PLATFORM_ENV),
         "resources": resources(config.jobs.submitter),
         "securityContext": container_security_context(config),
         "volumeMounts": writable_mounts("/tmp"),

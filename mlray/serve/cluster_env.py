@@ -5,6 +5,8 @@ manager, replicas). So they belong in the environment of the process that starts
 RayService's containers (``mlray.kuberay`` renders ``SERVING_ENV`` into clusters/rayservice.yaml), or the
 ``serve run`` / ``ray.init`` process that starts a local cluster (``make serve``, bench/serve.py,
 tests/serve/test_haproxy.py). They have no effect on a cluster that is already running without them.
+``mlray.process_env.process_env("serve", ...)`` includes them: the renderer and ``make serve`` take them
+from there, with the platform's other settings.
 
 What Ray 2.60 does with them (ray/serve/_private/constants.py, controller.py, haproxy.py, replica.py):
 
@@ -29,7 +31,8 @@ admin socket, config and state under /tmp/haproxy-serve/<node id>/. That is fine
 ``local_haproxy_env`` moves them for a cluster that shares its machine with others (bench, tests).
 
 Run as a file (``python mlray/serve/cluster_env.py``), this prints ``SERVING_ENV`` as ``KEY=VALUE`` words
-for ``env`` (the Makefile does that); as a file it imports neither mlray.serve nor torch. With
+for ``env`` (``python -m mlray.process_env serve`` prints the whole serving env, which the Makefile uses);
+as a file it imports neither mlray.serve nor torch. With
 ``--check-haproxy`` it prints the HAProxy binary Ray would use and its version, or fails (the image build).
 """
 
@@ -59,11 +62,6 @@ SERVING_ENV: dict[str, str] = {
 # Server names HAProxyManager gives the servers of an app's backend (``http-<app>``).
 REPLICA_SERVER_PREFIX = "SERVE_REPLICA_"
 FALLBACK_SERVER_PREFIX = "SERVE_PROXY_ACTOR-"
-
-
-def kubernetes_env() -> list[dict[str, str]]:
-    """``SERVING_ENV`` as container ``env`` entries."""
-    return [{"name": name, "value": value} for name, value in SERVING_ENV.items()]
 
 
 def haproxy_binary() -> str | None:

@@ -8,9 +8,11 @@ import shutil
 import pytest
 import yaml
 
+from mlray.kuberay.manifests import job_overrides
 from mlray.kuberay.render import EntrypointOverridesError, RenderInputs, is_generated, render, write
 from mlray.kuberay.rules import is_spot, worker_groups
-from mlray.kuberay.workloads import JOBS, all_job_settings
+from mlray.kuberay.workloads import JOBS, all_job_settings, load_job_config
+from mlray.process_env import process_env
 
 from .conftest import CLUSTERS, PROJECT_ROOT
 
@@ -59,8 +61,18 @@ def test_rayjob_deadline_and_grace_follow_the_job_config(settings, fresh_render,
     assert spec["shutdownAfterJobFinishes"] is True
     if settings.has_storage:  # one root for the whole pipeline: each job reads what the one before wrote
         assert f"--set storage.uri={kuberay_config.gcp.checkpoint_uri} " in spec["entrypoint"] + " "
-    # Training sets Ray Train's preemption poll interval from its config (spot.drain_poll_interval_s).
-    assert "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S" not in spec["runtimeEnvYAML"]
+    # The runtime env carries the job's process env, from its config with the entrypoint's overrides
+    # (mlray.process_env): Ray Train's preemption poll interval only for training, from
+    # spot.drain_poll_interval_s.
+    env_vars = yaml.safe_load(spec["runtimeEnvYAML"])["env_vars"]
+    job_config, _ = load_job_config(settings.workload, PROJECT_ROOT / "configs",
+                                    job_overrides(kuberay_config, settings))
+    assert {name: env_vars.get(name) for name in process_env(settings.workload.command, job_config)} == (
+        process_env(settings.workload.command, job_config))
+    if settings.workload.command == "train":
+        assert env_vars["RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S"] == str(job_config.spot.drain_poll_interval_s)
+    else:
+        assert "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S" not in env_vars
     spot_groups = [group for _, group in worker_groups(job) if is_spot(group)]
     assert spot_groups
     for group in spot_groups:
@@ -94,6 +106,28 @@ def test_job_config_changes_reach_the_manifests(tmp_path):
         for _, g in worker_groups(cluster)
         if is_spot(g)
     )
+
+
+def test_rayjob_carries_the_drain_poll_interval_of_its_job_config(tmp_path):
+    """RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S of the train RayJob is the train config's
+    spot.drain_poll_interval_s (after the entrypoint's overrides), never a fixed number."""
+    shutil.copytree(PROJECT_ROOT / "configs", tmp_path / "configs")
+    training = tmp_path / "configs" / "training.yaml"
+    data = yaml.safe_load(training.read_text())
+    data["spot"] = {**data.get("spot", {}), "drain_poll_interval_s": 2.5}
+    training.write_text(yaml.safe_dump(data))
+
+    def poll_interval(files: dict[str, str]) -> str:
+        spec = only_document(files["rayjob-train.yaml"])["spec"]
+        return yaml.safe_load(spec["runtimeEnvYAML"])["env_vars"]["RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S"]
+
+    serve_config = PROJECT_ROOT / "serve_apps" / "config.yaml"
+    assert poll_interval(render(RenderInputs.from_project(tmp_path, serve_config=serve_config))) == "2.5"
+    kuberay = tmp_path / "configs" / "kuberay.yaml"
+    cluster_config = yaml.safe_load(kuberay.read_text())
+    cluster_config.setdefault("jobs", {})["overrides"] = {"train": ["spot.drain_poll_interval_s=4"]}
+    kuberay.write_text(yaml.safe_dump(cluster_config))
+    assert poll_interval(render(RenderInputs.from_project(tmp_path, serve_config=serve_config))) == "4.0"
 
 
 def test_rayservice_serve_config_is_exactly_the_serve_apps_file(tmp_path, fresh_render):
