@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from mlray.config.sections import MlflowConfig
 from mlray.storage import Storage
+from mlray.tracking import experiment_id, log_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,6 @@ def system_info() -> dict[str, str]:
     return info
 
 
-def experiment_id(client: MlflowClient, name: str) -> str:
-    experiment = client.get_experiment_by_name(name)
-    return experiment.experiment_id if experiment else client.create_experiment(name)
-
-
 def open_run(settings: MlflowConfig, run_storage: Storage, run_name: str, params: Mapping[str, Any],
              tags: Mapping[str, str]) -> str:
     """The MLflow run of this mlray run: reopened when the run's storage names one, else created."""
@@ -95,8 +91,8 @@ def open_run(settings: MlflowConfig, run_storage: Storage, run_name: str, params
         client.update_run(run_id, status="RUNNING")
         log.info("mlflow: continuing run %s", run_id)
     log_params_once(client, run_id, flatten(params))
-    for key, value in {**tags, **{f"system.{k}": v for k, v in system_info().items()}}.items():
-        client.set_tag(run_id, key, value)
+    all_tags = {**tags, **{f"system.{k}": v for k, v in system_info().items()}}
+    log_in_batches(client, run_id, tags=[mlflow.entities.RunTag(key, str(value)) for key, value in all_tags.items()])
     client.log_dict(run_id, dict(params), "config/training.yaml")
     return run_id
 
@@ -118,12 +114,9 @@ def log_params_once(client: MlflowClient, run_id: str, params: dict[str, str]) -
     """MLflow params are immutable: a resumed run with changed settings records them as tags."""
     logged = client.get_run(run_id).data.params
     new = {k: v for k, v in params.items() if k not in logged}
-    for key, value in params.items():
-        if key in logged and logged[key] != value:
-            client.set_tag(run_id, f"resumed.{key}", value)
-    items = list(new.items())
-    for start in range(0, len(items), 100):
-        client.log_batch(run_id, params=[mlflow.entities.Param(k, v) for k, v in items[start:start + 100]])
+    log_in_batches(client, run_id, tags=[mlflow.entities.RunTag(f"resumed.{key}", value)
+                                         for key, value in params.items() if key in logged and logged[key] != value])
+    log_in_batches(client, run_id, params=[mlflow.entities.Param(key, value) for key, value in new.items()])
 
 
 class EpochLogger:
