@@ -6,7 +6,7 @@ from mlray.stop.criterion import StoppingCriterion
 
 
 class FirstOf:
-    """Stop when any of ``criteria`` does; ``fired`` is the first of them, in order, that fired on the last call.
+    """Stop when any of ``criteria`` does; ``fired``: the first of them, in order, that fired last call.
 
     Every rule is asked on every call, not only up to the first that fires, so a rule that
     keeps state (``NoImprovement``'s clock, ``MaxIterations``' count) sees every value.
@@ -25,4 +25,4 @@ class FirstOf:
 
     def reason(self, best: float | None = None) -> str | None:
         """The name of the rule that fires now, or None: what a job reports as its stop reason."""
-        return self.fired.name if self(best) else None
+        return self.fired.name if self(best) and self.fired is not None else None

@@ -21,11 +21,13 @@ class NoImprovement:
 
     def __init__(self, seconds: float, threshold: float = 0.0, *,
                  mode: Literal["absolute", "relative"] = "absolute", direction: Literal["min", "max"] = "min",
-                 name: str = "no_improvement", started: float | None = None, clock: Clock = time.monotonic) -> None:
+                 name: str = "no_improvement", started: float | None = None,
+                 clock: Clock = time.monotonic) -> None:
         if seconds < 0 or threshold < 0:
             raise ValueError(f"seconds and threshold must be >= 0, got {seconds} and {threshold}")
         if mode not in ("absolute", "relative") or direction not in ("min", "max"):
-            raise ValueError(f"mode: 'absolute' or 'relative', direction: 'min' or 'max'; got {mode!r}, {direction!r}")
+            raise ValueError(f"mode: 'absolute' or 'relative', direction: 'min' or 'max'; "
+                             f"got {mode!r}, {direction!r}")
         self.seconds, self.threshold, self.mode, self.direction = seconds, threshold, mode, direction
         self.name, self.clock = name, clock
         self.reference: float | None = None
