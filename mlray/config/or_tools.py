@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -16,6 +16,7 @@ from mlray.config.base import (
 )
 from mlray.config.sections import (
     UNDER_STORAGE,
+    ImprovementConfig,
     Location,
     MlflowConfig,
     MonitoringConfig,
@@ -117,6 +118,30 @@ class SolverSection(ConfigModel):
     )
 
 
+class SearchImprovementConfig(ImprovementConfig):
+    relative: bool = Field(
+        default=True, description="threshold is a fraction of the incumbent's objective (0.01 = 1 %)."
+    )
+
+
+class SearchTimeoutsConfig(TimeoutsConfig):
+    """The optimization's limits besides solver.time_limit (mlray.optimize.stopping.SearchStopping).
+    An improvement is measured from the last incumbent that counted as one."""
+
+    RENAMED: ClassVar[dict[str, str]] = {
+        "improvement_threshold": "use improvement: {threshold: <value>} (a fraction of the incumbent, as "
+        "before; relative: false makes it an amount of the objective)",
+        "iteration": "use round (seconds one arm round may take)",
+    }
+
+    round: PositiveFloat | None = Field(
+        default=300,
+        description="Seconds one arm round may take; the round ends and the arm starts its next one (the "
+        "solve goes on).",
+    )
+    improvement: SearchImprovementConfig = SearchImprovementConfig()
+
+
 class CheckpointSection(ConfigModel):
     interval: NonNegativeFloat = Field(default=1.0, description="Minimum seconds between incumbent writes.")
     resume: bool = Field(
@@ -144,7 +169,7 @@ class OrToolsJobConfig(ConfigModel):
     run_name: RunName = "mlray-optimize"
     problem: ProblemSection = ProblemSection()
     solver: SolverSection = SolverSection()
-    timeouts: TimeoutsConfig = TimeoutsConfig()
+    timeouts: SearchTimeoutsConfig = SearchTimeoutsConfig()
     checkpoint: CheckpointSection = CheckpointSection()
     output: OutputSection = OutputSection()
     spot: SpotConfig = SpotConfig()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from mlray.config.base import ConfigModel, NonNegativeFloat, PositiveFloat, PositiveInt
 from mlray.storage.locations import check_location, check_model_location, local_root, resolve_location
@@ -115,13 +116,44 @@ class ModelTrustConfig(ConfigModel):
     )
 
 
-class TimeoutsConfig(ConfigModel):
-    """Limits in seconds; null disables a limit."""
+class ImprovementConfig(ConfigModel):
+    """What counts as an improvement for ``timeouts.no_improvement`` (mlray.stop.NoImprovement)."""
 
-    total_runtime: PositiveFloat | None = 3600
-    iteration: PositiveFloat | None = 300
-    no_improvement: PositiveFloat | None = None
-    improvement_threshold: NonNegativeFloat = 0.0
+    threshold: NonNegativeFloat = Field(
+        default=0.0,
+        description="An improvement must beat the last value that counted as one by more than this: "
+        "an amount of the value's own units, or with relative: true a fraction of that value.",
+    )
+    relative: bool = Field(default=False, description="threshold is a fraction of the value (0.01 = 1 %).")
+
+
+class TimeoutsConfig(ConfigModel):
+    """Limits in seconds; null disables a limit. Each job's section adds its own (training, optimization);
+    a job without one gets these defaults. Keys that changed meaning are refused with their replacement."""
+
+    # old key -> what to write instead; a config using it fails (a silently different meaning is worse)
+    RENAMED: ClassVar[dict[str, str]] = {
+        "improvement_threshold": "use improvement: {threshold: <value>, relative: true|false}",
+    }
+
+    total_runtime: PositiveFloat | None = Field(
+        default=3600,
+        description="Seconds the whole job may run, from its start (training: across worker restarts).",
+    )
+    no_improvement: PositiveFloat | None = Field(
+        default=None,
+        description="Seconds without an improvement (as improvement says) after which the job stops.",
+    )
+    improvement: ImprovementConfig = ImprovementConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        old = sorted(cls.RENAMED.keys() & data.keys()) if isinstance(data, dict) else []
+        if old:
+            raise PydanticCustomError("renamed_key", "; ".join(f"'{key}' is no longer a key: {cls.RENAMED[key]}"
+                                                             for key in old))
+        return data
 
 
 class SpotCheckpointingConfig(ConfigModel):

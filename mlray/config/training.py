@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -218,12 +218,28 @@ class ModelSection(ConfigModel):
     _check_factory = field_validator("factory")(classmethod(lambda cls, v: _check_import_path(v)))
 
 
+class TrainingTimeoutsConfig(TimeoutsConfig):
+    """Training's limits (mlray.train.stopping.TrainingStops). An improvement is measured from the monitored
+    metric's best (training.monitor), as training.early_stopping.min_delta keeps it."""
+
+    RENAMED: ClassVar[dict[str, str]] = {
+        "improvement_threshold": "use improvement: {threshold: <value>} (an absolute gain of the monitored "
+        "metric, as before; relative: true makes it a fraction)",
+    }
+
+    iteration: PositiveFloat | None = Field(
+        default=300,
+        description="Seconds one epoch may take; past it the run stops (timeout_iteration) with a checkpoint "
+        "where it is, checked every training.stop_check_batches batches.",
+    )
+
+
 class TrainingJobConfig(ConfigModel):
     run_name: RunName = "mlray-train"
     data: DataSection = DataSection()
     model: ModelSection = ModelSection()
     training: TrainingSection = TrainingSection()
-    timeouts: TimeoutsConfig = TimeoutsConfig()
+    timeouts: TrainingTimeoutsConfig = TrainingTimeoutsConfig()
     spot: SpotConfig = SpotConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     mlflow: MlflowConfig = MlflowConfig()

@@ -88,7 +88,7 @@ class StoreReport:
     version: int
     history: list[dict[str, Any]] = field(default_factory=list)
     bound_history: list[dict[str, Any]] = field(default_factory=list)
-    seconds_since_improvement: float = 0.0
+    seconds_since_improvement: float = 0.0  # since the incumbent last got better (by any amount)
     checkpoint_writes: int = 0
     allocation_history: list[dict[str, Any]] = field(default_factory=list)
     incidents: list[dict[str, Any]] = field(default_factory=list)  # {"time", "what"}: faults met, recoveries
@@ -236,11 +236,9 @@ class IncumbentStore:
         checkpoint: CheckpointTarget | None = None,
         initial: Incumbent | None = None,
         initial_bound: int | None = None,
-        improvement_threshold: float = 0.0,
     ) -> None:
         self._started = time.monotonic()
         self._checkpoint = checkpoint
-        self._threshold = improvement_threshold
         self._incumbent: Incumbent | None = None
         self._version = 0
         self._incarnation = uuid.uuid4().hex[:8]
@@ -249,8 +247,7 @@ class IncumbentStore:
         self._stop_reason: str | None = None
         self._history: list[dict[str, Any]] = []
         self._bound_history: list[dict[str, Any]] = []
-        self._reference_for_progress: int | None = None
-        self._last_progress = self._started
+        self._last_improvement = self._started  # for the report (a gauge); no_improvement is the driver's
         self._last_write = float("-inf")
         self._dirty = False
         self._allocation: dict[str, int] = {}
@@ -304,16 +301,11 @@ class IncumbentStore:
         self._history = list(content.get("history", []))
         self._bound_history = list(content.get("bound_history", []))
         self._incidents = list(content.get("incidents", []))
-        self._reference_for_progress = self._incumbent.objective
         self._restored_from = self._incumbent.objective
         self._record_incident(
             f"restarted by Ray; restored objective {self._incumbent.objective} "
             f"(by {self._incumbent.arm}) from the checkpoint"
         )
-
-    def start_clock(self) -> None:
-        """The search begins: ``no_improvement`` counts from now at the earliest."""
-        self._last_progress = max(self._last_progress, time.monotonic())
 
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
@@ -325,19 +317,11 @@ class IncumbentStore:
         self._incumbent = Incumbent(objective, payload, arm)
         self._version += 1
         self._history.append({"time": round(self._elapsed(), 4), "objective": objective, "arm": arm})
-        if self._is_progress(objective):
-            self._reference_for_progress = objective
-            self._last_progress = time.monotonic()
+        self._last_improvement = time.monotonic()
         self._check_optimal()
         self._dirty = True
         self._maybe_write()
         return True
-
-    def _is_progress(self, objective: int) -> bool:
-        """An improvement counts for ``no_improvement`` when it beats the last counted one
-        by more than ``improvement_threshold`` (a fraction of that value)."""
-        reference = self._reference_for_progress
-        return reference is None or reference - objective > self._threshold * abs(reference)
 
     def offer_bound(self, bound: int, arm: str) -> bool:
         if self._bound is not None and bound <= self._bound:
@@ -408,7 +392,7 @@ class IncumbentStore:
             version=self._version,
             history=list(self._history),
             bound_history=list(self._bound_history),
-            seconds_since_improvement=time.monotonic() - self._last_progress,
+            seconds_since_improvement=time.monotonic() - self._last_improvement,
             checkpoint_writes=0 if self._writer is None else self._writer.writes,
             allocation_history=list(self._allocation_history),
             incidents=incidents,

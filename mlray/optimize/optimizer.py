@@ -36,6 +36,7 @@ from mlray.optimize.problems import (
     solution_from_payload,
 )
 from mlray.optimize.readers import read_problem
+from mlray.optimize.stopping import SearchStopping
 from mlray.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -200,9 +201,9 @@ class PortfolioOptimizer:
             problem.name,
             problem.kind,
             [s.name for s in specs],
-            settings.time_limit,
+            settings.stopping.time_limit,
         )
-        progress = Progress(f"solve {problem.name}", total=settings.time_limit, unit="s")
+        progress = Progress(f"solve {problem.name}", total=settings.stopping.time_limit, unit="s")
         outcome = run_portfolio(
             problem,
             specs,
@@ -255,17 +256,8 @@ class PortfolioOptimizer:
 
     def _settings(self, started: float) -> PortfolioSettings:
         config = self.config
-        total_deadline = None
-        if config.timeouts.total_runtime is not None:
-            # Leave a margin of the total runtime for checking, plots and MLflow.
-            total = config.timeouts.total_runtime
-            total_deadline = started + total - min(5.0, 0.1 * total)
         return PortfolioSettings(
-            time_limit=config.solver.time_limit,
-            total_deadline=total_deadline,
-            iteration=config.timeouts.iteration,
-            no_improvement=config.timeouts.no_improvement,
-            improvement_threshold=config.timeouts.improvement_threshold,
+            stopping=SearchStopping.from_config(config, started),
             sharing=config.solver.sharing,
             cpus_per_actor=config.solver.cpus_per_actor,
             workers_per_arm=config.solver.workers_per_arm or math.ceil(config.solver.cpus_per_actor),

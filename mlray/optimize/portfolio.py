@@ -1,10 +1,9 @@
 """The driver side: start the store and the arm actors, enforce the timeouts, collect.
 
-Timeouts, all graceful (the store's stop flag, then the best solution is
-returned): ``deadline`` (the solver's time limit or what the total runtime
-leaves, whichever ends first; arms also know it), ``no_improvement`` (the
-incumbent has not improved by the threshold for that long). An arm whose
-actor dies beyond its restarts is dropped; the others go on.
+Timeouts: the rules of ``mlray.optimize.stopping`` (the search deadline, which
+the arms also know, and ``no_improvement``), asked at every poll with the
+incumbent; the one that fires is the status. An arm whose actor dies beyond its
+restarts is dropped; the others go on.
 
 Node loss: the store is pinned to the head node, so the incumbent outlives any
 worker node. An arm that has not polled the store for ``lost_after`` seconds
@@ -40,6 +39,7 @@ from mlray.metrics.optimize import OptimizeMetrics
 from mlray.optimize.arms.base import ArmActor, ArmLimits, ArmSpec, ArmStats, arm_class_of, count_given
 from mlray.optimize.incumbent import CheckpointTarget, Incumbent, IncumbentStore, StoreReport
 from mlray.optimize.problems import Problem
+from mlray.optimize.stopping import SearchStopping
 
 log = logging.getLogger(__name__)
 INLINE_ARGUMENT_BYTES = 100 * 1024  # Ray passes larger arguments through the object store anyway
@@ -50,11 +50,7 @@ HEAD_NODE_RESOURCE = "node:__internal_head__"
 
 @dataclass(frozen=True)
 class PortfolioSettings:
-    time_limit: float  # search seconds, counted once every arm is ready
-    total_deadline: float | None  # time.monotonic() by which the search must end (total_runtime)
-    iteration: float | None
-    no_improvement: float | None
-    improvement_threshold: float
+    stopping: SearchStopping
     sharing: bool
     cpus_per_actor: float
     workers_per_arm: int
@@ -103,10 +99,9 @@ def run_portfolio(
         checkpoint,
         None if initial is None else initial[0],
         None if initial is None else initial[1],
-        settings.improvement_threshold,
     )
     limits = ArmLimits(
-        iteration=settings.iteration,
+        round_limit=settings.stopping.round_limit,
         sharing=settings.sharing,
         cpus=settings.workers_per_arm,
         poll_interval=settings.poll_interval,
@@ -135,12 +130,9 @@ def run_portfolio(
         stats[name] = ArmStats(name=name, kind=kinds[name], ended_by="dropped", error=error)
         ray.kill(actors.pop(name), no_restart=True)
     searching_since = time.monotonic()
-    seconds, deadline_reason = settings.time_limit, "time_limit"
-    if settings.total_deadline is not None and settings.total_deadline - searching_since < seconds:
-        seconds, deadline_reason = max(settings.total_deadline - searching_since, 0.0), "total_runtime"
-    solve_deadline = searching_since + seconds
+    seconds, deadline_reason = settings.stopping.search_seconds(searching_since)
+    stops = settings.stopping.criteria(searching_since)
     wall_deadline = time.time() + seconds
-    store.start_clock.remote()
     pending = {actor.run.remote(wall_deadline): name for name, actor in actors.items()}
     caps = {s.name: arm_class_of(s).thread_cap(s) for s in specs}
     total_threads = settings.workers_per_arm * len(specs)
@@ -181,7 +173,7 @@ def run_portfolio(
             seen_version = report.version
             on_progress(report, now - started)
         if report.stop_reason is None:
-            reason = _limit_reached(settings, report, now, solve_deadline, deadline_reason)
+            reason = stops.reason(report.objective)
             if reason is not None:
                 store.request_stop.remote(reason)
         else:
@@ -326,17 +318,6 @@ def _collect(ref: ray.ObjectRef, name: str, kind: str) -> ArmStats:
     except (RayActorError, RayTaskError) as exc:
         log.warning("arm %s dropped: %s", name, str(exc).splitlines()[0])
         return ArmStats(name=name, kind=kind, ended_by="dropped", error=str(exc).splitlines()[0])
-
-
-def _limit_reached(
-    settings: PortfolioSettings, report: StoreReport, now: float, deadline: float, deadline_reason: str
-) -> str | None:
-    if now >= deadline:
-        return deadline_reason
-    stalled = settings.no_improvement is not None and report.incumbent is not None
-    if stalled and report.seconds_since_improvement >= settings.no_improvement:
-        return "no_improvement"
-    return None
 
 
 def _final_status(report: StoreReport, deadline_reason: str) -> str:

@@ -32,7 +32,7 @@ from mlray.train.distributed import (agree_max, all_gather_objects, broadcast_fr
 from mlray.train.metrics import resolve_metrics
 from mlray.train.prepare import PreparedData
 from mlray.train.session import Session
-from mlray.train.stopping import Deadlines, EarlyStopping, MetricTracker, StopReason
+from mlray.train.stopping import EarlyStopping, MetricTracker, StopReason, TrainingStops
 
 log = logging.getLogger("mlray.train")
 
@@ -160,9 +160,7 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
     metrics_fns = resolve_metrics(training.metrics)
     tracker = MetricTracker(training.monitor.mode, training.early_stopping.min_delta)
     early = EarlyStopping(training.early_stopping.patience)
-    timeouts = config.timeouts
-    deadlines = Deadlines(settings.run_started, timeouts.total_runtime, timeouts.iteration,
-                          timeouts.no_improvement, timeouts.improvement_threshold)
+    stops = TrainingStops.from_config(config.timeouts, training.monitor.mode, settings.run_started)
     best_model: dict[str, torch.Tensor] | None = None
     start_epoch = 1
     step = 0  # optimizer steps taken over the whole run
@@ -214,7 +212,8 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
     if rank == 0 and on_epoch is not None:
         on_epoch({"start_epoch": start_epoch, "skipped_checkpoints": len(loaded.skipped) if loaded else 0})
     for epoch in range(start_epoch, training.num_epochs + 1):
-        deadlines.start_epoch()
+        epoch_started = time.time()
+        stops.start_epoch()
         sampler.set_epoch(epoch)
         resuming = position is not None and position["epoch"] == epoch
         done = int(position["batches"]) if resuming else 0
@@ -232,7 +231,7 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
             observed.step(len(x))
             session.record_step(step, loss)
             if batch % training.stop_check_batches == 0:
-                stop = agreed_stop(deadlines.during_epoch())
+                stop = agreed_stop(stops.during_epoch())
                 if stop is not None:  # resume goes on at the next batch of this epoch
                     position = epoch_position(epoch, batch, losses)
                     break
@@ -247,13 +246,13 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
         results = evaluate(parts, x_val, y_val, metrics_fns)
         value = results[monitor]
         if stop is None:
-            deadlines.record_metric(tracker, value)
+            best_before = tracker.best
             improved = tracker.update(value, epoch)
             if improved:
                 best_model = _cpu_state(parts.core)
             if training.early_stopping.enabled and early.record(improved):
                 stop = StopReason.EARLY_STOPPED
-            stop = agreed_stop(stop or deadlines.after_epoch())
+            stop = agreed_stop(stop or stops.after_epoch(value, best_before))
         if best_model is None:
             best_model = _cpu_state(parts.core)
         notice = not preemption_saved and session.preemption_notice()
@@ -264,7 +263,7 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session, on_
             **results,
             f"best_{monitor}": tracker.best if tracker.best is not None else value,
             "lr": parts.optimizer.param_groups[0]["lr"],
-            "epoch_time_s": time.time() - deadlines.epoch_started,
+            "epoch_time_s": time.time() - epoch_started,
             "status": (stop or StopReason.COMPLETED).value,
         }
         observed.epoch(metrics, notice)

@@ -1,12 +1,15 @@
-"""Why a run ends, and the rules that end it early: early stopping and the three timeouts."""
+"""Why a run ends, and the rules that end it early: early stopping and the three timeouts (mlray.stop)."""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
+
+from mlray.config.training import TrainingTimeoutsConfig
+from mlray.stop import Clock, FirstOf, MaxRuntime, NoImprovement, StoppingCriterion
 
 
 class StopReason(str, Enum):
@@ -75,44 +78,52 @@ class EarlyStopping:
 
 
 @dataclass
-class Deadlines:
-    """The three time limits. Wall-clock based, so every rank and every restart agrees.
+class TrainingStops:
+    """The timeouts section's rules (mlray.stop), each named for the ``StopReason`` it ends the run with.
 
-    ``run_started`` is the driver's start time (time.time()), so a run restarted
-    after a worker failure keeps counting its total runtime.
+    Wall-clock based, so every rank and every restart agrees: the total runtime counts
+    from the driver's start (``run_started``, time.time()), so a run restarted after a
+    worker failure keeps counting it. ``iteration`` restarts with every epoch.
     """
 
-    run_started: float
-    total_runtime: float | None
-    iteration: float | None
-    no_improvement: float | None
-    improvement_threshold: float = 0.0
-    epoch_started: float = field(default_factory=time.time)
-    last_improvement: float = field(default_factory=time.time)
+    total_runtime: MaxRuntime | None
+    iteration: MaxRuntime | None
+    no_improvement: NoImprovement | None
+
+    @classmethod
+    def from_config(cls, timeouts: TrainingTimeoutsConfig, mode: Literal["min", "max"], run_started: float,
+                    clock: Clock = time.time) -> TrainingStops:
+        total, epoch, stalled = timeouts.total_runtime, timeouts.iteration, timeouts.no_improvement
+        relative = timeouts.improvement.relative
+        return cls(
+            None if total is None else MaxRuntime(total, name=StopReason.TOTAL_RUNTIME.value,
+                                                  started=run_started, clock=clock),
+            None if epoch is None else MaxRuntime(epoch, name=StopReason.ITERATION.value, clock=clock),
+            None if stalled is None else NoImprovement(
+                stalled, timeouts.improvement.threshold, mode="relative" if relative else "absolute",
+                direction=mode, name=StopReason.NO_IMPROVEMENT.value, clock=clock),
+        )
 
     def start_epoch(self) -> None:
-        self.epoch_started = time.time()
+        if self.iteration is not None:
+            self.iteration.restart()
 
-    def record_metric(self, tracker: MetricTracker, value: float) -> None:
-        """Reset the no-improvement clock when ``value`` beats the best by the threshold."""
-        if tracker.best is None:
-            self.last_improvement = time.time()
-            return
-        gain = tracker.best - value if tracker.mode == "min" else value - tracker.best
-        if gain > self.improvement_threshold:
-            self.last_improvement = time.time()
+    def during_epoch(self) -> StopReason | None:
+        """The time limits, checked between batches."""
+        return _reason(FirstOf(*_present(self.total_runtime, self.iteration)), None)
 
-    def during_epoch(self, now: float | None = None) -> StopReason | None:
-        now = time.time() if now is None else now
-        if self.total_runtime is not None and now - self.run_started > self.total_runtime:
-            return StopReason.TOTAL_RUNTIME
-        if self.iteration is not None and now - self.epoch_started > self.iteration:
-            return StopReason.ITERATION
-        return None
+    def after_epoch(self, value: float, best: float | None) -> StopReason | None:
+        """All the limits once the epoch's ``value`` of the monitored metric is known; an improvement is
+        measured from ``best``, the metric's best before this epoch (None: ``value`` counts)."""
+        if self.no_improvement is not None:
+            self.no_improvement.rebase(best)
+        return _reason(FirstOf(*_present(self.total_runtime, self.iteration, self.no_improvement)), value)
 
-    def after_epoch(self, now: float | None = None) -> StopReason | None:
-        now = time.time() if now is None else now
-        reason = self.during_epoch(now)
-        if reason is None and self.no_improvement is not None and now - self.last_improvement > self.no_improvement:
-            return StopReason.NO_IMPROVEMENT
-        return reason
+
+def _present(*criteria: StoppingCriterion | None) -> list[StoppingCriterion]:
+    return [criterion for criterion in criteria if criterion is not None]
+
+
+def _reason(criteria: FirstOf, value: float | None) -> StopReason | None:
+    name = criteria.reason(value)
+    return None if name is None else StopReason(name)

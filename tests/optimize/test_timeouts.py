@@ -40,7 +40,7 @@ def test_no_improvement(ray_cluster, ft10, make_config):
         **{
             "solver.time_limit": 600,
             "timeouts.no_improvement": 1.0,
-            "timeouts.improvement_threshold": 0.9,
+            "timeouts.improvement.threshold": 0.9,
             "output.plots": False,
         }
     )
@@ -50,7 +50,7 @@ def test_no_improvement(ray_cluster, ft10, make_config):
 
 def test_iteration_limit_ends_rounds_not_the_solve(ray_cluster, ft10, make_config):
     config = make_config(
-        **{"solver.arms": ONE_ARM, "solver.time_limit": 4, "timeouts.iteration": 1, "output.plots": False}
+        **{"solver.arms": ONE_ARM, "solver.time_limit": 4, "timeouts.round": 1, "output.plots": False}
     )
     result = solve(ft10, config)
     solo = result.arm_stats[0]

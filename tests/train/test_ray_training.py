@@ -222,7 +222,7 @@ def test_sigkilled_worker_restarts_from_latest_checkpoint(ray_cluster, small_dat
     [
         ({"total_runtime": 0.5}, "timeout_total_runtime"),
         ({"iteration": 0.05}, "timeout_iteration"),
-        ({"no_improvement": 0.001, "improvement_threshold": 1e6}, "timeout_no_improvement"),
+        ({"no_improvement": 0.001, "improvement": {"threshold": 1e6}}, "timeout_no_improvement"),
     ],
     ids=["total_runtime", "iteration", "no_improvement"],
 )

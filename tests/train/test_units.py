@@ -10,10 +10,11 @@ import torch
 from pydantic import ValidationError
 
 from mlray.config import PreprocessingConfig, TrainingJobConfig
+from mlray.config.training import TrainingTimeoutsConfig
 from mlray.train.loaders import parquet_frame
 from mlray.train.metrics import resolve_metrics
 from mlray.train.preprocess import DRIVER_STATS_FILE, TRAINING_FILE, TRIPS_FILE, run_preprocessing
-from mlray.train.stopping import Deadlines, EarlyStopping, MetricTracker, StopReason
+from mlray.train.stopping import EarlyStopping, MetricTracker, StopReason, TrainingStops
 from tests.train.conftest import training_config
 
 
@@ -36,18 +37,23 @@ def test_early_stopping_counts_epochs_without_a_big_enough_gain():
     assert (tracker.best, tracker.best_epoch) == (0.5, 4)
 
 
-def test_deadlines_name_the_limit_that_fired():
-    deadlines = Deadlines(run_started=0.0, total_runtime=100, iteration=10, no_improvement=30,
-                          improvement_threshold=0.5)
-    deadlines.epoch_started, deadlines.last_improvement = 50.0, 50.0
-    assert deadlines.during_epoch(now=55) is None
-    assert deadlines.during_epoch(now=61) is StopReason.ITERATION
-    assert deadlines.after_epoch(now=101) is StopReason.TOTAL_RUNTIME
-    deadlines.epoch_started = 79.0
-    assert deadlines.after_epoch(now=81) is StopReason.NO_IMPROVEMENT
-    tracker = MetricTracker("max", best=1.0)
-    deadlines.record_metric(tracker, 1.4)  # a gain below the threshold does not reset the clock
-    assert deadlines.last_improvement == 50.0
+def test_training_stops_name_the_limit_that_fired():
+    now = [50.0]  # the epoch and the no-improvement clock start at 50
+    timeouts = TrainingTimeoutsConfig(total_runtime=100, iteration=10, no_improvement=30,
+                                      improvement={"threshold": 0.5})
+    stops = TrainingStops.from_config(timeouts, "max", run_started=0.0, clock=lambda: now[0])
+    now[0] = 55
+    assert stops.during_epoch() is None
+    now[0] = 61
+    assert stops.during_epoch() is StopReason.ITERATION
+    now[0] = 101
+    assert stops.after_epoch(1.0, best=1.0) is StopReason.TOTAL_RUNTIME
+    now[0] = 79.0
+    stops.start_epoch()
+    now[0] = 81
+    # a gain below the threshold (1.0 -> 1.4) does not reset the clock
+    assert stops.after_epoch(1.4, best=1.0) is StopReason.NO_IMPROVEMENT
+    assert stops.no_improvement is not None and stops.no_improvement.last_improvement == 50.0
     assert StopReason.by_code(StopReason.PREEMPTED.code) is StopReason.PREEMPTED and StopReason.by_code(0) is None
 
 

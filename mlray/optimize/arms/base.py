@@ -55,7 +55,7 @@ class ArmSpec:
 
 @dataclass(frozen=True)
 class ArmLimits:
-    iteration: float | None
+    round_limit: float | None  # seconds one round may take (timeouts.round)
     sharing: bool
     cpus: int
     poll_interval: float
@@ -263,7 +263,7 @@ def run_arm(arm: Arm, link: StoreLink) -> ArmStats:
         if start is not None and start.arm != arm.spec.name:
             stats.handovers += 1
             stats.taken_from[start.arm] = stats.taken_from.get(start.arm, 0) + 1
-        round_limit = min(remaining, link.limits.iteration or math.inf)
+        round_limit = min(remaining, link.limits.round_limit or math.inf)
         link.begin_round(start, allotted)
         result = arm.solve_round(start, round_limit, link, stats.rounds)
         stats.rounds += 1
