@@ -15,7 +15,8 @@ describes such a process uses it:
 
 Precedence, one rule: **the config value wins**. ``apply`` overwrites a variable of the same name that
 is already in the environment, so a variable set by hand never silently beats the config (before, a
-hard-coded ``RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S`` did). To set one of these values from the
+hard-coded ``RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S`` did). ``PLATFORM_ENV`` is no config value: its
+entries are defaults that a variable set by hand keeps. To set one of these values from the
 environment, set the config field there: ``MLRAY_<SECTION>__<FIELD>`` (``mlray.config.loader``), e.g.
 ``MLRAY_SPOT__DRAIN_POLL_INTERVAL_S=5``.
 
@@ -89,12 +90,15 @@ def process_env(job: str, config: Any = None) -> dict[str, str]:
 
 
 def apply(env: Mapping[str, str], environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
-    """Write ``env`` into ``environ`` (this process's ``os.environ`` by default): the config value wins,
-    so a variable already there with another value is replaced. Returns what was replaced
-    (name -> old value), for a log line or a test."""
+    """Write ``env`` into ``environ`` (this process's ``os.environ`` by default): a value derived from the
+    config wins, so a variable already there with another value is replaced. ``PLATFORM_ENV``'s values
+    come from no config: they are defaults, and one set by hand stays (usage stats on, or gcsfs's
+    namespace probe for a real hierarchical bucket). Returns what was replaced (name -> old value), for a
+    log line or a test."""
     target = os.environ if environ is None else environ
-    replaced = {name: target[name] for name, value in env.items() if name in target and target[name] != value}
-    target.update(env)
+    wins = {name: value for name, value in env.items() if name not in PLATFORM_ENV or name not in target}
+    replaced = {name: target[name] for name, value in wins.items() if name in target and target[name] != value}
+    target.update(wins)
     return replaced
 
 

@@ -50,6 +50,12 @@ def test_apply_lets_the_config_value_win():
     assert apply(env, environ) == {}  # idempotent
 
 
+def test_platform_defaults_leave_a_value_set_by_hand():
+    environ = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "true"}  # a real hierarchical-namespace bucket
+    assert apply(process_env("optimize"), environ) == {}
+    assert environ == {**PLATFORM_ENV, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "true"}
+
+
 def test_module_prints_env_words_for_make(tmp_path):
     def printed(*args: str) -> list[str]:
         result = subprocess.run([sys.executable, "-m", "mlray.process_env", *args], cwd=PROJECT_ROOT,
