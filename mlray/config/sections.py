@@ -121,10 +121,11 @@ class ImprovementConfig(ConfigModel):
 
     threshold: NonNegativeFloat = Field(
         default=0.0,
-        description="An improvement must beat the last value that counted as one by more than this: "
-        "an amount of the value's own units, or with relative: true a fraction of that value.",
+        description="An improvement must beat its reference by more than this (training: the monitored "
+        "metric's best; optimization: the last incumbent that counted as an improvement): an amount in the "
+        "value's own units, or with relative: true a fraction of the reference.",
     )
-    relative: bool = Field(default=False, description="threshold is a fraction of the value (0.01 = 1 %).")
+    relative: bool = Field(default=False, description="threshold is a fraction of the reference (0.01 = 1 %).")
 
 
 class TimeoutsConfig(ConfigModel):
