@@ -10,7 +10,11 @@ until the raylet has drained and exited, or the deadline passes. KubeRay runs
 ``ray start`` under a shell, so Ray's own SIGTERM drain may never see the signal.
 
 It uses the same GCS calls as Ray's hidden ``ray drain-node`` command, which
-needs a node id that a pod does not know; the pod knows its IP.
+needs a node id that a pod does not know; the pod knows its IP. The node is
+looked up in the GCS too, not through the public ``ray.util.state.list_nodes``:
+that goes through the dashboard's HTTP API (and its auth token) on the head,
+one more service the dying pod would need to reach within its grace period.
+Both private calls sit in ``mlray.ray_private``, checked on every Ray upgrade.
 """
 
 from __future__ import annotations
