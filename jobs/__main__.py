@@ -3,25 +3,24 @@
     python -m jobs train --config configs/training.yaml --set training.num_epochs=3
     python -m jobs serve                  # serve run serve_apps/config.yaml
 
-Each batch command runs ``python -m jobs.<module>`` with the remaining
-arguments, exactly as the RayJob entrypoints do; ``serve`` runs the Serve
-applications of ``serve_apps/config.yaml`` (on KubeRay, the RayService deploys
-that same file).
+Each job of the jobs table (``mlray.config.jobs``) runs with the remaining
+arguments, as ``python -m jobs.<module>`` would (the RayJob entrypoints are
+these commands); ``serve`` runs the Serve applications of
+``serve_apps/config.yaml`` (on KubeRay, the RayService deploys that same file).
 """
 
 from __future__ import annotations
 
-import runpy
 import sys
 
-from mlray.kuberay.workloads import JOBS
+from mlray.config.jobs import JOBS
+from mlray.entrypoint import run_registered
 
 SERVE_CONFIG = "serve_apps/config.yaml"
-COMMANDS = {workload.command: workload.module for workload in JOBS}
 
 
 def usage() -> str:
-    names = " | ".join([*COMMANDS, "serve"])
+    names = " | ".join([*JOBS, "serve"])
     return f"usage: python -m jobs {{{names}}} [--config PATH] [--set key=value ...]"
 
 
@@ -34,13 +33,10 @@ def main(argv: list[str]) -> int:
         from ray.serve.scripts import cli
 
         return cli.main(["run", *(rest or [SERVE_CONFIG])], prog_name="serve", standalone_mode=True)
-    module = COMMANDS.get(command)
-    if module is None:
+    if command not in JOBS:
         print(f"error: unknown command {command!r}\n{usage()}", file=sys.stderr)
         return 2
-    sys.argv = [f"python -m {module}", *rest]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
-    return 0
+    run_registered(command, rest)
 
 
 if __name__ == "__main__":

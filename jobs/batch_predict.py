@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlray.config import BatchInferenceConfig
-from mlray.entrypoint import run_job
+from mlray.entrypoint import run_registered
 
 
 def main(config: BatchInferenceConfig) -> dict[str, Any]:
@@ -15,4 +15,4 @@ def main(config: BatchInferenceConfig) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_job("batch_predict", BatchInferenceConfig, main)
+    run_registered("batch-predict")

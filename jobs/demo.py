@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlray.config.demo import DemoConfig
-from mlray.entrypoint import run_job
+from mlray.entrypoint import run_registered
 
 
 def main(config: DemoConfig) -> dict[str, Any]:
@@ -15,4 +15,4 @@ def main(config: DemoConfig) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_job("demo", DemoConfig, main)
+    run_registered("demo")

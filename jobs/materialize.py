@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlray.config.features import FeaturesConfig
-from mlray.entrypoint import run_job
+from mlray.entrypoint import run_registered
 
 
 def main(config: FeaturesConfig) -> dict[str, Any]:
@@ -21,4 +21,4 @@ def main(config: FeaturesConfig) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_job("materialize", FeaturesConfig, main)
+    run_registered("materialize")

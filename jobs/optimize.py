@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlray.config import OrToolsJobConfig
-from mlray.entrypoint import run_job
+from mlray.entrypoint import run_registered
 
 
 def main(config: OrToolsJobConfig) -> dict[str, Any]:
@@ -30,4 +30,4 @@ def main(config: OrToolsJobConfig) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_job("optimize", OrToolsJobConfig, main)
+    run_registered("optimize")

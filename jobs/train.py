@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlray.config import TrainingJobConfig
-from mlray.entrypoint import run_job
+from mlray.entrypoint import run_registered
 
 
 def main(config: TrainingJobConfig) -> dict[str, Any]:
@@ -15,4 +15,4 @@ def main(config: TrainingJobConfig) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_job("train", TrainingJobConfig, main)
+    run_registered("train")

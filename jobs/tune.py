@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlray.config.tune import TuneJobConfig
-from mlray.entrypoint import run_job
+from mlray.entrypoint import run_registered
 
 
 def main(config: TuneJobConfig) -> dict[str, Any]:
@@ -15,4 +15,4 @@ def main(config: TuneJobConfig) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_job("tune", TuneJobConfig, main)
+    run_registered("tune")

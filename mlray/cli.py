@@ -4,21 +4,19 @@
     mlray cluster up                       # python -m mlray.cluster up
     mlray k8s validate clusters/           # python -m mlray.kuberay validate clusters/
 
-A table maps each subcommand to the entrypoint it stands for; the arguments after
-the subcommand go to that entrypoint untouched, so parsing, config loading, exit
-statuses and the JSON summary line are exactly those of ``python -m jobs.X``.
-A job runs its module as ``__main__`` (what ``python -m`` does), because each job
-module's ``__main__`` block is where its name, config model and main function meet.
+The jobs come from the jobs table (``mlray.config.jobs``); the arguments after the
+subcommand go to the job untouched, so parsing, config loading, exit statuses and
+the JSON summary line are exactly those of ``python -m jobs.X``.
 """
 
 from __future__ import annotations
 
-import runpy
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mlray.kuberay.workloads import JOBS
+from mlray.config.jobs import JOBS
+from mlray.entrypoint import run_registered
 
 PROG = "mlray"
 
@@ -29,19 +27,8 @@ class Subcommand:
     run: Callable[[list[str]], int]
 
 
-def run_module_as_main(module: str, argv: Sequence[str]) -> int:
-    """``python -m <module> <argv>`` in this process; a job ends by raising SystemExit with its status."""
-    saved_argv = sys.argv
-    sys.argv = [f"python -m {module}", *argv]
-    try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    finally:
-        sys.argv = saved_argv
-    return 0
-
-
-def _job(module: str) -> Callable[[list[str]], int]:
-    return lambda argv: run_module_as_main(module, argv)
+def _job(name: str) -> Callable[[list[str]], int]:
+    return lambda argv: run_registered(name, argv)
 
 
 def _cluster(argv: list[str]) -> int:
@@ -57,10 +44,13 @@ def _k8s(argv: list[str]) -> int:
 
 
 def subcommands() -> dict[str, Subcommand]:
-    """Subcommand -> its entrypoint: the batch jobs of ``JOBS`` (what KubeRay runs), the demo, two tools."""
+    """Subcommand -> its entrypoint: the jobs of the jobs table, then two tools."""
     job_args = "--config PATH [--set k=v ...]"
-    table = {job.command: Subcommand(f"{job_args}: python -m {job.module}", _job(job.module)) for job in JOBS}
-    table["demo"] = Subcommand(f"{job_args}: python -m jobs.demo (all of it, locally)", _job("jobs.demo"))
+    table = {
+        name: Subcommand(f"{job_args}: python -m {job.module}" + ("" if job.on_cluster else " (locally)"),
+                         _job(name))
+        for name, job in JOBS.items()
+    }
     table["cluster"] = Subcommand("up|down|status: python -m mlray.cluster (local Ray + MLflow)", _cluster)
     table["k8s"] = Subcommand("render|validate: python -m mlray.kuberay (KubeRay manifests)", _k8s)
     return table

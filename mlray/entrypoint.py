@@ -1,10 +1,11 @@
 """What every ``python -m jobs.X`` shares: arguments, config loading, the summary line.
 
-A job module is three lines of glue::
+A job module is its ``main`` and two lines of glue; the jobs table (``mlray.config.jobs``) names its
+config model and that ``main``::
 
     def main(config: TrainingJobConfig) -> dict: ...
     if __name__ == "__main__":
-        run_job("train", TrainingJobConfig, main)
+        run_registered("train")
 
 An invalid config exits with status 2 and one readable message before any
 work starts; the last line a job prints on stdout is one JSON object. A job
@@ -85,6 +86,15 @@ def run_job(
     disconnect_ray()
     print_summary(summary)
     raise SystemExit(exit_status(str(summary.get("status", "ok"))))
+
+
+def run_registered(name: str, argv: Sequence[str] | None = None) -> NoReturn:
+    """Run the job called ``name`` in the jobs table (``mlray.config.jobs``) with these arguments."""
+    from mlray.config.jobs import job_named
+    from mlray.imports import import_object
+
+    job = job_named(name)
+    run_job(job.module_name, job.config, import_object(job.run), argv)
 
 
 def disconnect_ray() -> None:

@@ -1,34 +1,30 @@
-"""Which model validates which file in ``configs/`` (the reference in docs/configuration.md, tests)."""
+"""Which model validates which file in ``configs/`` (the reference in docs/configuration.md, tests):
+each job's files from the jobs table (``mlray.config.jobs``), then the configs that are not a job's."""
 
 from __future__ import annotations
 
 from mlray.config.base import ConfigModel
-from mlray.config.demo import DemoConfig
-from mlray.config.batch_inference import BatchInferenceConfig
-from mlray.config.features import FeaturesConfig
 from mlray.config.inference import InferenceConfig
+from mlray.config.jobs import JOBS
 from mlray.config.kuberay import KubeRayConfig
-from mlray.config.or_tools import OrToolsJobConfig
-from mlray.config.preprocessing import PreprocessingConfig
-from mlray.config.training import TrainingJobConfig
-from mlray.config.tune import TuneJobConfig
 
-CONFIG_FILES: dict[str, type[ConfigModel]] = {
-    "demo.yaml": DemoConfig,
-    "training.yaml": TrainingJobConfig,
-    "or_tools.yaml": OrToolsJobConfig,
-    "inference.yaml": InferenceConfig,
-    "preprocessing.yaml": PreprocessingConfig,
-    "tune.yaml": TuneJobConfig,
-    "features.yaml": FeaturesConfig,
-    "features.gcp.yaml": FeaturesConfig,
-    "batch_inference.yaml": BatchInferenceConfig,
-    "kuberay.yaml": KubeRayConfig,
+OTHER_CONFIG_FILES: dict[str, type[ConfigModel]] = {
+    "inference.yaml": InferenceConfig,  # serve_apps/ (serve run, the RayService)
+    "kuberay.yaml": KubeRayConfig,  # the manifests in clusters/
 }
+
+
+def config_files() -> dict[str, type[ConfigModel]]:
+    """File name -> model, for the jobs registered now and the other configs."""
+    files: dict[str, type[ConfigModel]] = {}
+    for job in JOBS.values():
+        files[job.config_file] = job.config
+        files[job.rayjob_config_file] = job.config
+    return {**files, **OTHER_CONFIG_FILES}
 
 
 def model_for_file(name: str) -> type[ConfigModel]:
     try:
-        return CONFIG_FILES[name]
+        return config_files()[name]
     except KeyError:
-        raise KeyError(f"configs/{name} has no model: add it to mlray/config/registry.py") from None
+        raise KeyError(f"configs/{name} has no model: add its job to mlray/config/jobs.py") from None

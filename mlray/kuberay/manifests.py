@@ -84,12 +84,12 @@ def job_overrides(config: KubeRayConfig, settings: JobSettings) -> list[str]:
         overrides.append(f"storage.uri={config.gcp.checkpoint_uri}")
     if settings.has_mlflow:
         overrides.append(f"mlflow.tracking_uri={mlflow_uri(config)}")
-    return overrides + config.jobs.overrides.get(settings.workload.command, [])
+    return overrides + config.jobs.overrides.get(settings.job.name, [])
 
 
 def job_entrypoint(config: KubeRayConfig, settings: JobSettings) -> str:
-    workload = settings.workload
-    parts = [f"python -m {workload.module} --config configs/{workload.config_file}"]
+    # `python -m jobs <name>`: every job of the jobs table, also one without a jobs/<name>.py of its own.
+    parts = [f"python -m jobs {settings.job.name} --config configs/{settings.job.rayjob_config_file}"]
     parts += [f"--set {override}" for override in job_overrides(config, settings)]
     return " ".join(parts)
 
@@ -103,7 +103,7 @@ def runtime_env_yaml(config: KubeRayConfig, settings: JobSettings, env: Mapping[
         # The job's process env (mlray.process_env), e.g. RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S from the
         # train config's spot.drain_poll_interval_s: the same values its driver applies when it starts.
         **env,
-        "MLRAY_JOB": settings.workload.command,
+        "MLRAY_JOB": settings.job.name,
     }
     return yaml.safe_dump({"env_vars": env_vars}, sort_keys=True)
 
@@ -112,7 +112,7 @@ def ray_job(config: KubeRayConfig, settings: JobSettings, env: Mapping[str, str]
     """``env``: the job's ``process_env(job, job_config)`` from its config with the entrypoint's overrides
     (the renderer loads it); None: the part that needs no config."""
     names = Names(config)
-    workload = settings.workload.command
+    workload = settings.job.name
     env = process_env(workload) if env is None else env
     groups = [group.model_copy(update={"min_replicas": 0, "replicas": 0}) for group in config.worker_groups]
     spec: Manifest = {

@@ -17,7 +17,7 @@ GraceLookup = Callable[[dict[str, Any]], float]
 
 def grace_lookup(configs_dir: Path) -> GraceLookup:
     """A RayJob's spot groups need its own job's grace; shared clusters the longest of all."""
-    by_job = {settings.workload.command: settings.grace_period for settings in all_job_settings(configs_dir)}
+    by_job = {settings.job.name: settings.grace_period for settings in all_job_settings(configs_dir)}
     longest = max(by_job.values())
 
     def grace(document: dict[str, Any]) -> float:

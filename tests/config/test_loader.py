@@ -200,9 +200,9 @@ def test_every_storage_location_read_through_storage_is_checked():
 
 
 def models_with_run_name():
-    from mlray.config.registry import CONFIG_FILES
+    from mlray.config.registry import config_files
 
-    return sorted({model for model in CONFIG_FILES.values() if "run_name" in model.model_fields}, key=str)
+    return sorted({model for model in config_files().values() if "run_name" in model.model_fields}, key=str)
 
 
 def test_training_tune_and_optimize_share_the_run_name_rule():

@@ -1,12 +1,12 @@
 """The configuration reference generator (its output in docs/configuration.md is checked in tests/test_docs.py)."""
 
 from mlray.config.reference import BEGIN_MARKER, END_MARKER, render, replace_block, rows
-from mlray.config.registry import CONFIG_FILES
+from mlray.config.registry import config_files
 
 
 def test_every_leaf_field_is_listed_with_its_bounds():
     reference = render()
-    for file_name, model in CONFIG_FILES.items():
+    for file_name, model in config_files().items():
         assert f"configs/{file_name}" in reference
         for key, _, _, _ in rows(model):
             assert f"`{key}`" in reference

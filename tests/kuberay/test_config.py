@@ -6,7 +6,10 @@ import pytest
 
 from mlray.config import ConfigError, load_config
 from mlray.config.kuberay import KubeRayConfig
-from mlray.kuberay.workloads import JOBS, JobWorkload, job_settings
+from mlray.config.base import ConfigModel
+from mlray.config.jobs import Job, cluster_jobs, job_named
+from mlray.config.sections import StorageConfig
+from mlray.kuberay.workloads import job_settings
 
 from .conftest import PROJECT_ROOT
 
@@ -36,7 +39,7 @@ def test_bad_cluster_shapes_fail_naming_the_field(tmp_path, text, expected):
 
 
 def test_job_catalog_matches_the_contracted_entrypoints():
-    assert {(job.command, job.module, job.config_file) for job in JOBS} == {
+    assert {(job.name, job.module, job.rayjob_config_file) for job in cluster_jobs()} == {
         ("train", "jobs.train", "training.yaml"),
         ("tune", "jobs.tune", "tune.yaml"),
         ("optimize", "jobs.optimize", "or_tools.yaml"),
@@ -46,15 +49,19 @@ def test_job_catalog_matches_the_contracted_entrypoints():
     }
 
 
-def test_unregistered_config_falls_back_to_shared_defaults(tmp_path):
-    settings = job_settings(JobWorkload("future", "not_yet.yaml"), tmp_path)
+class SectionlessConfig(ConfigModel):
+    storage: StorageConfig = StorageConfig()
+
+
+def test_config_without_timeouts_or_spot_falls_back_to_shared_defaults(tmp_path):
+    settings = job_settings(Job("future", "not_yet.yaml", SectionlessConfig, "jobs.future:main"), tmp_path)
     assert settings.total_runtime == 3600 and settings.grace_period == 25.0
-    assert settings.has_storage and "no registered model yet" in settings.source
+    assert settings.has_storage and "no timeouts section" in settings.source
 
 
 def test_registered_config_is_read_from_its_file(tmp_path):
     (tmp_path / "training.yaml").write_text("timeouts: {total_runtime: null}\nspot: {grace_period: 12}\n")
-    settings = job_settings(JobWorkload("train", "training.yaml"), tmp_path)
+    settings = job_settings(job_named("train"), tmp_path)
     assert settings.total_runtime is None and settings.grace_period == 12
     assert settings.deadline_seconds(900) is None
     assert settings.has_storage and settings.has_mlflow

@@ -77,12 +77,13 @@ def test_parse_joins_continuations_and_skips_comments():
     assert parsed[0].value.split() == ["a", "&&", "b"]
 
 
-def test_entrypoint_subcommands_map_to_existing_modules():
-    from jobs.__main__ import COMMANDS
+def test_entrypoint_subcommands_map_to_existing_jobs():
+    from mlray.config.jobs import JOBS
+    from mlray.imports import import_object
 
-    assert set(IMAGE_COMMANDS) - {"serve"} <= set(COMMANDS)
-    missing = [module for module in COMMANDS.values() if importlib.util.find_spec(module) is None]
-    assert not missing, f"image subcommands without a job module: {missing}"
+    assert set(IMAGE_COMMANDS) - {"serve"} <= set(JOBS)
+    missing = [job.run for job in JOBS.values() if not callable(import_object(job.run))]
+    assert not missing, f"image subcommands without a job function: {missing}"
     assert importlib.util.find_spec("ray.serve.scripts") is not None
     assert (PROJECT_ROOT / "serve_apps" / "config.yaml").is_file()
 

@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from mlray.config.kuberay import KubeRayConfig
 from mlray.kuberay.manifests import mlflow_uri
-from mlray.kuberay.workloads import JOBS
+from mlray.config.jobs import cluster_jobs
 from mlray.storage import Storage
 from mlray.storage.emulator import free_port
 from tests.conftest import TEST_BUCKET
@@ -77,7 +77,7 @@ def localize(text: str, mapping: dict[str, str]) -> str:
 
 
 def test_rendered_pipeline_covers_every_rayjob():
-    assert sorted(PIPELINE) == sorted(job.command for job in JOBS)
+    assert sorted(PIPELINE) == sorted(job.name for job in cluster_jobs())
     assert all((CLUSTERS / f"rayjob-{job}.yaml").is_file() for job in PIPELINE)
 
 

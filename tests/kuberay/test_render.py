@@ -11,7 +11,8 @@ import yaml
 from mlray.kuberay.manifests import job_overrides
 from mlray.kuberay.render import EntrypointOverridesError, RenderInputs, is_generated, render, write
 from mlray.kuberay.rules import is_spot, worker_groups
-from mlray.kuberay.workloads import JOBS, all_job_settings, load_job_config
+from mlray.config.jobs import cluster_jobs
+from mlray.kuberay.workloads import all_job_settings, load_job_config
 from mlray.process_env import process_env
 
 from .conftest import CLUSTERS, PROJECT_ROOT
@@ -45,13 +46,13 @@ def test_render_writes_files_and_removes_stale_generated_ones(tmp_path, fresh_re
 
 
 @pytest.mark.parametrize(
-    "settings", all_job_settings(PROJECT_ROOT / "configs"), ids=lambda s: s.workload.command
+    "settings", all_job_settings(PROJECT_ROOT / "configs"), ids=lambda s: s.job.name
 )
 def test_rayjob_deadline_and_grace_follow_the_job_config(settings, fresh_render, kuberay_config):
-    job = only_document(fresh_render[f"rayjob-{settings.workload.command}.yaml"])
+    job = only_document(fresh_render[f"rayjob-{settings.job.name}.yaml"])
     spec = job["spec"]
     assert spec["entrypoint"].startswith(
-        f"python -m {settings.workload.module} --config configs/{settings.workload.config_file}"
+        f"python -m jobs {settings.job.name} --config configs/{settings.job.rayjob_config_file}"
     )
     if settings.total_runtime is None:
         assert "activeDeadlineSeconds" not in spec
@@ -65,11 +66,11 @@ def test_rayjob_deadline_and_grace_follow_the_job_config(settings, fresh_render,
     # (mlray.process_env): Ray Train's preemption poll interval only for training, from
     # spot.drain_poll_interval_s.
     env_vars = yaml.safe_load(spec["runtimeEnvYAML"])["env_vars"]
-    job_config, _ = load_job_config(settings.workload, PROJECT_ROOT / "configs",
+    job_config, _ = load_job_config(settings.job, PROJECT_ROOT / "configs",
                                     job_overrides(kuberay_config, settings))
-    assert {name: env_vars.get(name) for name in process_env(settings.workload.command, job_config)} == (
-        process_env(settings.workload.command, job_config))
-    if settings.workload.command == "train":
+    assert {name: env_vars.get(name) for name in process_env(settings.job.name, job_config)} == (
+        process_env(settings.job.name, job_config))
+    if settings.job.name == "train":
         assert env_vars["RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S"] == str(job_config.spot.drain_poll_interval_s)
     else:
         assert "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S" not in env_vars
@@ -186,7 +187,7 @@ def test_rayservice_containers_carry_the_serving_env_and_other_clusters_do_not(f
 def test_without_serve_config_no_rayservice_is_rendered(tmp_path):
     files = render(RenderInputs.from_project(PROJECT_ROOT, serve_config=tmp_path / "missing.yaml"))
     assert "rayservice.yaml" not in files
-    assert {f"rayjob-{job.command}.yaml" for job in JOBS} <= set(files)
+    assert {f"rayjob-{job.name}.yaml" for job in cluster_jobs()} <= set(files)
 
 
 def test_raycluster_shape(fresh_render, kuberay_config):
@@ -227,8 +228,8 @@ def test_ray_version_matches_the_installed_ray(kuberay_config):
 def test_workload_identity_and_least_privilege(fresh_render, kuberay_config):
     documents = [d for d in yaml.safe_load_all(fresh_render["rbac.yaml"]) if d]
     accounts = {d["metadata"]["name"]: d for d in documents if d["kind"] == "ServiceAccount"}
-    for job in JOBS:
-        account = accounts[f"mlray-{job.command}"]
+    for job in cluster_jobs():
+        account = accounts[f"mlray-{job.name}"]
         assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].endswith(
             f"@{kuberay_config.gcp.project}.iam.gserviceaccount.com"
         )
