@@ -72,7 +72,7 @@ demo-serve: venv
 	$(call run,$(CURDIR)/$(VENV)/bin/serve run $(if $(SUBMIT),--non-blocking) serve_apps.config)
 
 demo-query: venv
-	$(PY) -m mlray.serve.client http://127.0.0.1:8000 $(if $(API_KEY),--api-key $(API_KEY))
+	$(PY) -m mlray.serve.api.client http://127.0.0.1:8000 $(if $(API_KEY),--api-key $(API_KEY))
 
 # The shipped serving setup, as clusters/rayservice.yaml runs it: Ray's HAProxy on :8000 in front of the
 # replicas' direct-ingress ports, with serving's process env (mlray/process_env.py, Serve's part from

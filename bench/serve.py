@@ -67,7 +67,7 @@ from mlray.serve.cluster_env import (
     local_haproxy_env,
     stop_haproxy,
 )
-from mlray.serve.schemas import PredictRequest  # module level: FastAPI resolves the handler's annotation here
+from mlray.serve.api.schemas import PredictRequest  # module level: FastAPI resolves the handler's annotation here
 
 HIDDEN = (4096, 4096, 4096)
 LEVELS = (1, 8, 64)
@@ -137,7 +137,7 @@ def make_bundle(folder: Path) -> str:
 def in_process(bundle: str, duration_s: float) -> list[dict[str, Any]]:
     import torch
 
-    from mlray.serve.versions import load_model_version
+    from mlray.serve.prediction.versions import load_model_version
 
     torch.set_num_threads(1)  # what a 1-CPU Serve replica gets
     model = load_model_version("v1", bundle)
@@ -290,7 +290,7 @@ def wait_ready(url: str, timeout_s: float = 120, headers: dict[str, str] | None 
 def fastapi_app(bundle: str):  # noqa: ANN201 - a FastAPI app
     from fastapi import FastAPI
 
-    from mlray.serve.versions import load_model_version
+    from mlray.serve.prediction.versions import load_model_version
 
     import torch
 
@@ -439,8 +439,8 @@ def auth_app(keys: str | None):  # noqa: ANN201 - a FastAPI app
     from fastapi import FastAPI
 
     from mlray.config.inference import AuthSection, ServiceSection
-    from mlray.serve.auth import ApiKeys
-    from mlray.serve.ingress import RequestGuard
+    from mlray.serve.api.auth import ApiKeys
+    from mlray.serve.api.ingress import RequestGuard
 
     app = FastAPI()
 

@@ -9,7 +9,7 @@ from mlray.entrypoint import run_registered
 
 
 def main(config: BatchInferenceConfig) -> dict[str, Any]:
-    from mlray.serve.batch import run_batch_inference
+    from mlray.serve.offline.batch import run_batch_inference
 
     return run_batch_inference(config)
 

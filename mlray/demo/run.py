@@ -199,7 +199,7 @@ def post_with_progress(
 ) -> list[Any]:
     """``post_concurrently`` in a few chunks: a bar on a terminal, one plain line per chunk in logs."""
     from mlray.metrics.progress import Progress
-    from mlray.serve.client import answered, post_concurrently
+    from mlray.serve.api.client import answered, post_concurrently
 
     responses: list[Any] = []
     chunk = max(1, -(-len(bodies) // PROGRESS_LINES))
@@ -215,7 +215,7 @@ def post_with_progress(
 def query(config: DemoConfig, url: str, instances: list[dict[str, Any]]) -> dict[str, Any]:
     import httpx
 
-    from mlray.serve.client import answered
+    from mlray.serve.api.client import answered
 
     responses = post_with_progress(url, [{"instances": [i]} for i in instances], config.query_concurrency)
     versions: collections.Counter[str] = collections.Counter()
@@ -243,7 +243,7 @@ def query(config: DemoConfig, url: str, instances: list[dict[str, Any]]) -> dict
 
 
 def batch_predict(config: DemoConfig, trained: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
-    from mlray.serve.batch import run_batch_inference
+    from mlray.serve.offline.batch import run_batch_inference
 
     output = Path(config.output_dir).resolve()
     output.mkdir(parents=True, exist_ok=True)
@@ -262,7 +262,7 @@ def batch_predict(config: DemoConfig, trained: dict[str, Any], frame: pd.DataFra
 
 def compare_batch_with_online(url: str, version_header: str, batch: dict[str, Any]) -> dict[str, Any]:
     """Send each batch input row to the stable version online; the largest probability difference."""
-    from mlray.serve.client import answered
+    from mlray.serve.api.client import answered
 
     inputs = pd.read_parquet(batch["input_uri"])
     offline = pd.read_parquet(batch["output_uri"]).set_index("row_id").loc[inputs["row_id"]]

@@ -26,7 +26,7 @@ from mlray.config.loader import load_config
 from mlray.features.service import get_service, service_layout
 from mlray.features.store import open_store
 from mlray.metrics.features import OnlineFeatureMetrics, service_ttl_seconds
-from mlray.serve.features import InstanceError, UnknownEntityError, problem
+from mlray.serve.prediction.features import InstanceError, UnknownEntityError, problem
 
 
 class OnlineFeatureEnricher:

@@ -75,7 +75,7 @@ class RolloutMetrics(Recorder):
     """Canary weight and rollout status, set by the rollout controller."""
 
     def publish(self, state: Any) -> None:
-        from mlray.serve.canary import Status
+        from mlray.serve.rollout.canary import Status
 
         self.set(CANARY_WEIGHT, state.canary_weight, canary=state.canary or "none")
         for status in get_args(Status):

@@ -17,8 +17,8 @@ from ray import serve
 from ray.serve import Application
 
 from mlray.config.inference import InferenceConfig
-from mlray.serve.controller import RolloutController
-from mlray.serve.ingress import BatchedPredictionService, SyncPredictionService
+from mlray.serve.prediction.service import BatchedPredictionService, SyncPredictionService
+from mlray.serve.rollout.controller import RolloutController
 
 INGRESS_NAME = "PredictionService"
 CONTROLLER_NAME = "RolloutController"

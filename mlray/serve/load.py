@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from mlray.serve.schemas import FALLBACK_HEADER
+from mlray.serve.api.schemas import FALLBACK_HEADER
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-MLFLOW_SCHEME = "models:/"  # a registered model version (mlray.models.trust, mlray.serve.versions)
+MLFLOW_SCHEME = "models:/"  # a registered model version (mlray.models.trust, mlray.serve.prediction.versions)
 LOCATION_EXPECTED = "expected a path (relative ones lie under storage.uri), an absolute path or gs://bucket/path"
 
 

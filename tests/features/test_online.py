@@ -12,7 +12,7 @@ import torch
 from mlray.features.materialize import materialize
 from mlray.features.online import OnlineFeatureEnricher
 from mlray.models import build_mlp
-from mlray.serve.features import InstanceError, UnknownEntityError
+from mlray.serve.prediction.features import InstanceError, UnknownEntityError
 from mlray.usecases import driver_trips
 from tests.features.conftest import FeatureSetup
 

@@ -10,7 +10,7 @@ import torch
 
 from mlray.models import LoadPolicy, ModelSpec, UntrustedModel, build_mlp, load_bundle, save_bundle
 from mlray.models.bundle import SPEC_FILE, WEIGHTS_FILE
-from mlray.serve.versions import load_model_version
+from mlray.serve.prediction.versions import load_model_version
 from mlray.storage import Storage
 from tests.pickle_payloads import pickled_payload
 

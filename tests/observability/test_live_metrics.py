@@ -24,7 +24,7 @@ from mlray.config.kuberay import KubeRayConfig
 from mlray.kuberay.alerts import rule_groups
 from mlray.metrics import ALL
 from mlray.metrics.dashboards import DASHBOARDS
-from mlray.serve.schemas import FALLBACK_HEADER
+from mlray.serve.api.schemas import FALLBACK_HEADER
 from tests.features.conftest import make_setup
 from tests.serve.conftest import Bundles, make_bundle, sample_rows, start_app, stop_app, wait_for
 from tests.train.conftest import training_config

@@ -13,7 +13,7 @@ import yaml
 
 from mlray.cluster.local import client_env
 from mlray.config.batch_inference import BatchInferenceConfig
-from mlray.serve.batch import run_batch_inference
+from mlray.serve.offline.batch import run_batch_inference
 from mlray.usecases.driver_trips import FEATURE_COLUMNS
 from tests.serve.conftest import assert_same_predictions, expected, sample_rows
 from tests.serve.test_sync_and_registry import registered  # noqa: F401 - fixture: v2 registered as a bundle

@@ -6,7 +6,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serve.conftest import assert_same_predictions, expected, sample_rows, wait_for
-from mlray.serve.client import answered, post_concurrently
+from mlray.serve.api.client import answered, post_concurrently
 
 CONCURRENCY = 200
 

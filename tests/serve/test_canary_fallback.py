@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mlray.models import ModelSpec, build_mlp, save_bundle
-from mlray.serve.schemas import FALLBACK_HEADER
+from mlray.serve.api.schemas import FALLBACK_HEADER
 from mlray.storage import Storage
 from mlray.usecases.driver_trips import FEATURE_COLUMNS
 from tests.serve.conftest import HIDDEN, Bundles, assert_same_predictions, expected, sample_rows, wait_for

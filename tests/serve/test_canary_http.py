@@ -8,7 +8,7 @@ from collections import Counter
 import httpx
 
 from tests.serve.conftest import sample_rows, wait_for
-from mlray.serve.client import answered, post_concurrently
+from mlray.serve.api.client import answered, post_concurrently
 
 REQUESTS = 2000
 

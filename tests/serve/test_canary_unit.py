@@ -11,7 +11,7 @@ import random
 import pytest
 
 from mlray.config.inference import ModelsSection, RolloutSection
-from mlray.serve.canary import Rollout, RolloutUpdate, VersionFigures, choose_version, key_fraction
+from mlray.serve.rollout.canary import Rollout, RolloutUpdate, VersionFigures, choose_version, key_fraction
 
 MODELS = ModelsSection(versions={"v1": "a", "v2": "b"}, stable="v1")
 
@@ -137,7 +137,7 @@ def test_promotion_steps_must_increase_to_one(steps):
 
 
 def test_a_restarted_controller_carries_on_at_its_step_with_its_healthy_windows(tmp_path):
-    from mlray.serve.controller import RolloutController
+    from mlray.serve.rollout.controller import RolloutController
 
     rollout_config = {"canary": "v2", "canary_weight": 0.05, "window_s": 10, "min_requests": 20,
                       "promotion_steps": [0.25, 0.5, 1.0], "promote_after_windows": 2}

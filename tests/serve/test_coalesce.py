@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from mlray.serve.coalesce import CallCoalescer, HideBatchConcurrencyWarning
+from mlray.serve.prediction.coalesce import CallCoalescer, HideBatchConcurrencyWarning
 
 
 class Recorder:

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from mlray.config.inference import AuthSection, FeaturesSection
-from mlray.serve.auth import ApiKeys, AuthConfigError, KeyScope, key_id, required_scope
-from mlray.serve.ingress import RequestGuard
-from mlray.serve.features import (
+from mlray.serve.api.auth import ApiKeys, AuthConfigError, KeyScope, key_id, required_scope
+from mlray.serve.api.ingress import RequestGuard
+from mlray.serve.prediction.features import (
     FeatureEnricher,
     InMemoryEnricher,
     InstanceError,
@@ -41,7 +41,7 @@ def test_every_bad_instance_is_named():
 
 def test_entity_instances_go_through_the_enricher_with_its_metadata():
     enricher = build_enricher(FeaturesSection(
-        enricher="mlray.serve.features:InMemoryEnricher",
+        enricher="mlray.serve.prediction.features:InMemoryEnricher",
         kwargs={"entity_key": "driver_id", "feature_names": NAMES, "table": TABLE},
     ))
     assert isinstance(enricher, FeatureEnricher)

@@ -46,7 +46,7 @@ def client(serve_url: str, bundles: Bundles, keys_file: Path, log_sink: Path) ->
         service={"max_body_bytes": 4096, "max_instances": 20},
         auth={"api_keys_file": str(keys_file)},
         features={
-            "enricher": "mlray.serve.features:InMemoryEnricher",
+            "enricher": "mlray.serve.prediction.features:InMemoryEnricher",
             "kwargs": {"entity_key": "driver_id", "feature_names": ["conv_rate", "acc_rate", "avg_daily_trips",
                                                                      "trip_distance_km"], "table": DRIVERS},
             "unknown_entity_status": 404,

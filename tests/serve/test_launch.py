@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mlray.cluster.local import client_env
-from mlray.serve.auth import key_id
+from mlray.serve.api.auth import key_id
 from tests.serve.conftest import APP_NAME, assert_same_predictions, base_config, expected, sample_rows, stop_app, wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.serve.conftest import APP_NAME, sample_rows, wait_for
-from mlray.serve.client import answered, post_concurrently
+from mlray.serve.api.client import answered, post_concurrently
 
 
 def replica_pids(gcs_address: str) -> set[int]:

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from mlray.serve.canary import RolloutState
-from mlray.serve.controller import RolloutController
-from mlray.serve.rollout_client import RolloutClient
-from mlray.serve.rollout_store import KEEP_FILES, STATE_DIR, RolloutStore, file_name
+from mlray.serve.rollout.canary import RolloutState
+from mlray.serve.rollout.controller import RolloutController
+from mlray.serve.rollout.client import RolloutClient
+from mlray.serve.rollout.store import KEEP_FILES, STATE_DIR, RolloutStore, file_name
 from mlray.storage import Storage
 
 AREA = "rollout state"
@@ -110,7 +110,7 @@ def test_a_truncated_newest_state_is_logged_and_the_canary_is_withheld(storage_u
     whole = storage.read_bytes(newest)
     storage.write_bytes(newest, whole[: len(whole) // 2])
 
-    with caplog.at_level(logging.WARNING, logger="mlray.serve.rollout_store"):
+    with caplog.at_level(logging.WARNING, logger="mlray.serve.rollout.store"):
         restarted = start(config)
     state = restarted.rollout.state
     logged = [r.getMessage() for r in caplog.records if newest in r.getMessage() and "unreadable" in r.getMessage()]
@@ -226,7 +226,7 @@ def converged(client, replicas: int, newer_than: tuple[int, int] = (0, 0)) -> tu
 
 
 def served_versions(serve_url: str, row: list[float], count: int) -> set[str]:
-    from mlray.serve.client import post_concurrently
+    from mlray.serve.api.client import post_concurrently
 
     responses = post_concurrently(serve_url, [{"instances": [row]}] * count, concurrency=8)
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200][:3]
@@ -238,7 +238,7 @@ def served_versions(serve_url: str, row: list[float], count: int) -> set[str]:
 def test_a_killed_controller_comes_back_without_the_rolled_back_canary(
     deploy, serve_url, bundles, ray_cluster, security_probe
 ):
-    from mlray.serve.client import post_concurrently
+    from mlray.serve.api.client import post_concurrently
     from tests.serve.conftest import sample_rows, wait_for
 
     client = deploy(

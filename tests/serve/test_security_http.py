@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlray.serve.auth import key_id
+from mlray.serve.api.auth import key_id
 from tests.serve.conftest import Bundles, assert_same_predictions, expected, sample_rows, start_app, stop_app
 from tests.waiting import wait_for
 

@@ -9,7 +9,7 @@ from mlflow.models import get_model_info
 from mlray.models import UntrustedModel, load_bundle
 from mlray.models.bundle import WEIGHTS_FILE
 from mlray.models.mlflow_bundle import log_bundle_model, save_model
-from mlray.serve.versions import load_model_version
+from mlray.serve.prediction.versions import load_model_version
 from tests.pickle_payloads import CreatesMarker, pickled_payload
 from tests.serve.conftest import assert_same_predictions, expected, sample_rows
 

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from mlray.models import load_bundle
 from mlray.ray_private import checkpoint_manager_snapshot_filename
-from mlray.serve.versions import load_model_version
+from mlray.serve.prediction.versions import load_model_version
 from mlray.storage import Storage
 from mlray.train.checkpoint import META_FILE, STATE_FILE, epoch_of
 from mlray.train.runner import run_training

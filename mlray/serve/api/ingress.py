@@ -1,4 +1,4 @@
-"""The HTTP API (FastAPI) and the two prediction deployments that serve it.
+"""The HTTP API (FastAPI) that both prediction deployments (``mlray.serve.prediction.service``) serve.
 
 Routes (the same for both deployments; docs at ``/docs``, schema at ``/openapi.json``):
 
@@ -9,35 +9,27 @@ Routes (the same for both deployments; docs at ``/docs``, schema at ``/openapi.j
 * ``GET /v1/rollout``   rollout state and per-version figures; ``PUT`` changes it at runtime
 * ``GET /healthz``      liveness (open);  ``GET /readyz``  stable model loaded (open)
 
-Every other route needs an API key, whatever the route prefix or root path (see mlray.serve.auth);
+Every other route needs an API key, whatever the route prefix or root path (see mlray.serve.api.auth);
 ``PUT /v1/rollout`` needs an admin key and each change is logged with the caller's key id.
 
-``BatchedPredictionService`` runs the model through ``@serve.batch`` with a
-``serve.multiplexed`` LRU of versions; ``SyncPredictionService`` is the plain
-synchronous variant (no batching), selected by ``service.mode: sync``.
+The API is built per replica by ``build_api(service)`` from the deployment's ``__serve_build_asgi_app__``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from ray import serve
 from starlette._utils import get_route_path  # the router's own reading of the path: the guard must match it
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mlray.config.inference import InferenceConfig
-from mlray.serve.auth import AccessDenied, ApiKeys, Caller, required_scope
-from mlray.serve.coalesce import CallCoalescer, HideBatchConcurrencyWarning
-from mlray.serve.schemas import (
+from mlray.serve.api.auth import AccessDenied, ApiKeys, Caller, required_scope
+from mlray.serve.api.schemas import (
     FALLBACK_HEADER,
     ModelsView,
     PredictRequest,
@@ -45,8 +37,10 @@ from mlray.serve.schemas import (
     RolloutPatch,
     public_location,
 )
-from mlray.serve.service import Answer, ModelFailed, PredictionCore, ServiceError, VersionCache
-from mlray.serve.versions import LoadedModel
+from mlray.serve.prediction.core import Answer, ServiceError
+
+if TYPE_CHECKING:
+    from mlray.serve.prediction.service import BatchedPredictionService, SyncPredictionService
 
 log = logging.getLogger(__name__)
 # A child of Serve's logger: lands in the replica's Serve log (JSON in the shipped config) with its context.
@@ -208,162 +202,4 @@ def build_api(service: BatchedPredictionService | SyncPredictionService) -> Fast
     return app
 
 
-def _core(config: dict[str, Any], controller: Any) -> PredictionCore:
-    return PredictionCore(InferenceConfig.model_validate(config), controller)
-
-
-@serve.ingress()
-class BatchedPredictionService:
-    """Async handlers; the model sees batches formed by ``@serve.batch`` (runtime-tunable)."""
-
-    def __init__(self, config: dict[str, Any], controller: Any):
-        self.core = _core(config, controller)
-        core = self.core
-        # Fail at startup, not on the first request, if the stable version cannot load.
-        warm = {core.rollout.state.stable: core.load(core.rollout.state.stable)}
-
-        async def load_version(version: str) -> LoadedModel:
-            return warm.pop(version, None) or await asyncio.to_thread(core.load, version)
-
-        self._load = serve.multiplexed(max_num_models_per_replica=core.config.models.cache_size)(load_version)
-        self._multiplexed_fn = load_version
-        # @serve.batch forms batches; the coalescer joins those formed while the model runs into its next
-        # call (see mlray.serve.coalesce). Every request the replica admits may be in a batch of its own,
-        # so max_ongoing_requests batches may be in flight; reconfigure() sets the batching values.
-        self._model_calls = CallCoalescer(self._predict_by_version)
-        logging.getLogger("ray.serve").addFilter(HideBatchConcurrencyWarning())
-        service = core.config.service
-        self._run_batched = serve.batch(
-            max_batch_size=service.batch_size,
-            batch_wait_timeout_s=service.batch_wait_timeout_s,
-            max_concurrent_batches=service.max_ongoing_requests,
-        )(self._coalesce)
-
-    def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_api(self)
-
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
-        self._run_batched.set_max_batch_size(int(user_config["batch_size"]))
-        self._run_batched.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))
-        log.info("batching: max_batch_size=%s batch_wait_timeout_s=%s", *user_config.values())
-
-    def check_health(self) -> None:
-        self.core.healthy()
-
-    async def ensure_loaded(self, version: str) -> LoadedModel:
-        return await self._load(version)
-
-    def batching(self) -> dict[str, float]:
-        return {
-            "max_batch_size": self._run_batched._get_max_batch_size(),
-            "batch_wait_timeout_s": self._run_batched._get_batch_wait_timeout_s(),
-        }
-
-    def loaded(self) -> dict[str, LoadedModel]:
-        wrapper = getattr(self._multiplexed_fn, "__serve_multiplex_wrapper", None)
-        return dict(wrapper.models) if wrapper is not None else {}
-
-    async def predict(self, body: PredictRequest, headers: Mapping[str, str]) -> Answer:
-        version = self.core.choose_version(headers)
-        try:
-            return Answer(await self._predict_with(version, body))
-        except ModelFailed as failure:
-            stable = self.core.fallback_for(failure, headers)
-            if stable is None:
-                raise
-            return Answer(await self._predict_with(stable, body), fallback_from=version)
-
-    async def _predict_with(self, version: str, body: PredictRequest) -> PredictResponse:
-        started = time.perf_counter()
-        try:
-            model = await self._load(version)
-        except ServiceError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a version that will not load is that version's failure
-            raise self.core.failed(version, started, exc) from exc
-        # A version's first request here waits for its load: a one-off, not its serving latency (canary rules).
-        started = time.perf_counter()
-        prepared = self.core.prepare(version, model, body, started)
-        result = await self._run_batched(version, prepared.rows)
-        if isinstance(result, BaseException):
-            raise self.core.failed(version, started, result)
-        return self.core.succeeded(prepared, body, result)
-
-    async def _coalesce(self, versions: list[str], rows: list[torch.Tensor]) -> list[Any]:
-        """A batch formed by @serve.batch, run in the next model call along with others formed meanwhile."""
-        return await self._model_calls.run(list(zip(versions, rows)), self._run_batched._get_max_batch_size())
-
-    async def _predict_by_version(self, requests: list[tuple[str, torch.Tensor]]) -> list[Any]:
-        """One model call per version among ``requests``; a failing version fails only its own requests."""
-        results: list[Any] = [None] * len(requests)
-        for version in dict.fromkeys(version for version, _ in requests):
-            members = [i for i, (v, _) in enumerate(requests) if v == version]
-            self.core.metrics.batch(version, len(members))
-            try:
-                model = await self._load(version)
-                # Off the event loop: the replica keeps reading and answering requests while torch computes.
-                predictions = await asyncio.to_thread(model.predict, torch.cat([requests[i][1] for i in members]))
-            except Exception as exc:  # noqa: BLE001 - handed to each request of this version
-                for i in members:
-                    results[i] = exc
-                continue
-            offset = 0
-            for i in members:
-                row_count = len(requests[i][1])
-                results[i] = predictions[offset : offset + row_count]
-                offset += row_count
-        return results
-
-
-@serve.ingress()
-class SyncPredictionService:
-    """Plain synchronous handlers (FastAPI's thread pool), one model call per request."""
-
-    def __init__(self, config: dict[str, Any], controller: Any):
-        self.core = _core(config, controller)
-        self.cache = VersionCache(self.core.load, self.core.config.models.cache_size)
-        self.cache.get(self.core.rollout.state.stable)
-
-    def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_api(self)
-
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Batching settings do not apply to the sync deployment."""
-
-    def check_health(self) -> None:
-        self.core.healthy()
-
-    async def ensure_loaded(self, version: str) -> LoadedModel:
-        return await asyncio.to_thread(self.cache.get, version)
-
-    def batching(self) -> None:
-        return None
-
-    def loaded(self) -> dict[str, LoadedModel]:
-        return self.cache.loaded()
-
-    def predict(self, body: PredictRequest, headers: Mapping[str, str]) -> Answer:
-        version = self.core.choose_version(headers)
-        try:
-            return Answer(self._predict_with(version, body))
-        except ModelFailed as failure:
-            stable = self.core.fallback_for(failure, headers)
-            if stable is None:
-                raise
-            return Answer(self._predict_with(stable, body), fallback_from=version)
-
-    def _predict_with(self, version: str, body: PredictRequest) -> PredictResponse:
-        started = time.perf_counter()
-        try:
-            model = self.cache.get(version)
-            started = time.perf_counter()  # after the version's one-off load, as in the batched deployment
-            prepared = self.core.prepare(version, model, body, started)
-            predictions = model.predict(prepared.rows)
-        except ServiceError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - counted against the version, answered 500
-            raise self.core.failed(version, started, exc) from exc
-        return self.core.succeeded(prepared, body, predictions)
-
-
-__all__ = ["BatchedPredictionService", "SyncPredictionService", "build_api"]
+__all__ = ["RequestGuard", "build_api"]

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from mlray.serve.canary import RolloutState
+from mlray.serve.rollout.canary import RolloutState
 from mlray.storage import Storage
 
 log = logging.getLogger(__name__)

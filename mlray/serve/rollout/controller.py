@@ -1,6 +1,6 @@
 """The rollout controller: one replica holding the rollout state for all ingress replicas.
 
-The state lives in storage too (``mlray.serve.rollout_store``). Serve replaces a
+The state lives in storage too (``mlray.serve.rollout.store``). Serve replaces a
 dead controller replica itself (it refuses ``max_restarts`` in
 ``ray_actor_options`` and recreates replicas instead); the new one claims a
 higher epoch and carries on from the last persisted state, so a rolled-back
@@ -16,9 +16,9 @@ import threading
 from typing import Any
 
 from mlray.config.inference import InferenceConfig
-from mlray.serve.canary import Rollout, RolloutState, RolloutUpdate, VersionFigures
-from mlray.serve.metrics import RolloutMetrics
-from mlray.serve.rollout_store import Recovery, RolloutStore, StateRecord
+from mlray.metrics.serve import RolloutMetrics
+from mlray.serve.rollout.canary import Rollout, RolloutState, RolloutUpdate, VersionFigures
+from mlray.serve.rollout.store import Recovery, RolloutStore, StateRecord
 
 log = logging.getLogger(__name__)
 EVENTS_KEPT = 20  # as many as view() shows

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from mlray.serve.canary import RolloutState, VersionFigures, choose_version
+from mlray.serve.rollout.canary import RolloutState, VersionFigures, choose_version
 
 SYNC_TIMEOUT_S = 10.0
 

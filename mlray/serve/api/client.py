@@ -44,7 +44,7 @@ def answered(response: httpx.Response | Exception) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mlray.serve.client URL``: a few rows of the preprocessed data, predicted online."""
+    """``python -m mlray.serve.api.client URL``: a few rows of the preprocessed data, predicted online."""
     import argparse
     import json
 
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from mlray.usecases import driver_trips
 
-    parser = argparse.ArgumentParser(prog="python -m mlray.serve.client", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mlray.serve.api.client", description=main.__doc__)
     parser.add_argument("url", help="the Serve app, e.g. http://127.0.0.1:8000")
     parser.add_argument("--data", default="runs/storage/data/processed/training.parquet",
                         help="rows to send (jobs.preprocess writes them under storage.uri)")

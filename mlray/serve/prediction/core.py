@@ -9,28 +9,26 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from mlray.config.inference import InferenceConfig
+from mlray.metrics.serve import ServeMetrics
 from mlray.models.trust import LoadPolicy, UntrustedModel
 from mlray.process_env import apply as apply_env
 from mlray.process_env import mlflow_env
-from mlray.serve.auth import ApiKeys, serve_http_host
-from mlray.serve.background import Ticker
-from mlray.serve.canary import RolloutState
-from mlray.serve.features import InstanceError, InstanceParser, UnknownEntityError, build_enricher
-from mlray.serve.metrics import ServeMetrics
-from mlray.serve.prediction_log import PredictionLog
-from mlray.serve.rollout_client import RolloutClient
-from mlray.serve.schemas import PredictRequest, PredictResponse
-from mlray.serve.versions import LoadedModel, load_model_version
+from mlray.serve.api.auth import ApiKeys, serve_http_host
+from mlray.serve.api.schemas import PredictRequest, PredictResponse
+from mlray.serve.prediction.background import Ticker
+from mlray.serve.prediction.features import InstanceError, InstanceParser, UnknownEntityError, build_enricher
+from mlray.serve.prediction.log import PredictionLog
+from mlray.serve.prediction.versions import LoadedModel, load_model_version
+from mlray.serve.rollout.canary import RolloutState
+from mlray.serve.rollout.client import RolloutClient
 from mlray.storage.locations import resolve_location
 
 log = logging.getLogger(__name__)
@@ -193,29 +191,3 @@ class PredictionCore:
     def healthy(self) -> None:
         if not self.ticker.alive:
             raise RuntimeError("the rollout sync thread stopped")
-
-
-class VersionCache:
-    """Thread-safe LRU of loaded versions for the sync deployment (serve.multiplexed is async-only)."""
-
-    def __init__(self, load: Callable[[str], LoadedModel], capacity: int):
-        self.load = load
-        self.capacity = capacity
-        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, version: str) -> LoadedModel:
-        with self._lock:
-            if version in self._models:
-                self._models.move_to_end(version)
-                return self._models[version]
-        loaded = self.load(version)
-        with self._lock:
-            self._models[version] = loaded
-            while len(self._models) > self.capacity:
-                self._models.popitem(last=False)
-        return loaded
-
-    def loaded(self) -> dict[str, LoadedModel]:
-        with self._lock:
-            return dict(self._models)

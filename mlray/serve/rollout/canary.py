@@ -17,7 +17,7 @@ replica's per-version figures, closes evaluation windows and decides:
 * windows with too few canary requests neither count nor break the streak.
 
 Every state carries its ``(epoch, generation)``: the generation counts changes,
-the epoch counts controller incarnations (see ``mlray.serve.rollout_store``).
+the epoch counts controller incarnations (see ``mlray.serve.rollout.store``).
 Replicas and the store order states by that pair, never by arrival. The step
 reached and the healthy windows at it are part of the state, so they are
 persisted with it and a restarted controller carries on from them.

@@ -19,7 +19,7 @@ from mlray.cluster.runtime import init_ray
 from mlray.config.batch_inference import BatchInferenceConfig
 from mlray.models.bundle import default_policy
 from mlray.models.trust import LoadPolicy
-from mlray.serve.versions import LoadedModel, load_model_version
+from mlray.serve.prediction.versions import LoadedModel, load_model_version
 from mlray.storage import Storage
 
 log = logging.getLogger(__name__)
