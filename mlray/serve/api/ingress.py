@@ -17,10 +17,9 @@ The API is built per replica by ``build_api(service)`` from the deployment's ``_
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -37,10 +36,7 @@ from mlray.serve.api.schemas import (
     RolloutPatch,
     public_location,
 )
-from mlray.serve.prediction.core import Answer, ServiceError
-
-if TYPE_CHECKING:
-    from mlray.serve.prediction.service import BatchedPredictionService, SyncPredictionService
+from mlray.serve.prediction.core import Answer, Predictor, ServiceError, answer
 
 log = logging.getLogger(__name__)
 # A child of Serve's logger: lands in the replica's Serve log (JSON in the shipped config) with its context.
@@ -108,7 +104,8 @@ class RequestGuard:
         return None
 
 
-def build_api(service: BatchedPredictionService | SyncPredictionService) -> FastAPI:
+def build_api(service: Predictor) -> FastAPI:
+    """The API of one replica of a prediction deployment (either kind: ``Predictor``)."""
     core = service.core
     app = FastAPI(
         title="mlray inference",
@@ -179,24 +176,16 @@ def build_api(service: BatchedPredictionService | SyncPredictionService) -> Fast
         audit("rollout change by %s: %s -> %s", caller.key_id, rollout_summary(before), rollout_summary(wire))
         return core.rollout.adopt(wire).to_wire()
 
-    def answered(answer: Answer, response: Response) -> PredictResponse:
+    def answered(result: Answer, response: Response) -> PredictResponse:
         """The body, with the version that answered (and the canary it stood in for) as headers too."""
-        response.headers[core.config.models.version_header] = answer.response.model_version
-        if answer.fallback_from is not None:
-            response.headers[FALLBACK_HEADER] = answer.fallback_from
-        return answer.response
+        response.headers[core.config.models.version_header] = result.response.model_version
+        if result.fallback_from is not None:
+            response.headers[FALLBACK_HEADER] = result.fallback_from
+        return result.response
 
-    if inspect.iscoroutinefunction(service.predict):
-
-        @app.post("/v1/predict", response_model=PredictResponse)
-        async def predict(body: PredictRequest, request: Request, response: Response) -> PredictResponse:
-            return answered(await service.predict(body, request.headers), response)
-
-    else:
-
-        @app.post("/v1/predict", response_model=PredictResponse)
-        def predict_sync(body: PredictRequest, request: Request, response: Response) -> PredictResponse:
-            return answered(service.predict(body, request.headers), response)
+    @app.post("/v1/predict", response_model=PredictResponse)
+    async def predict(body: PredictRequest, request: Request, response: Response) -> PredictResponse:
+        return answered(await answer(service, body, request.headers), response)
 
     app.add_middleware(RequestGuard, keys=core.keys, max_body_bytes=core.config.service.max_body_bytes)
     return app

@@ -1,8 +1,9 @@
-"""What both prediction deployments share: auth, version choice, input rows, bookkeeping.
+"""What both prediction deployments share: the ``Predictor`` protocol, auth, version choice, input rows,
+the canary fallback, bookkeeping.
 
-The async (batched) and the sync deployment differ only in how they run the
-model; everything before (who may call, which version, which rows) and after
-(figures for the rollout, metrics, sampled logging) happens here.
+The async (batched) and the sync deployment differ only in how they run the model (``Predictor.predict_with``);
+everything before (who may call, which version, which rows) and after (the fallback to stable, figures for the
+rollout, metrics, sampled logging) happens here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -67,6 +68,46 @@ class Prepared:
     rows: torch.Tensor
     metadata: dict[str, Any]
     started: float
+
+
+class Predictor(Protocol):
+    """What the HTTP API (``mlray.serve.api.ingress``) needs of a prediction deployment; both kinds follow it.
+
+    ``BatchedPredictionService`` runs the model through ``@serve.batch`` on the event loop's side,
+    ``SyncPredictionService`` in the thread pool a plain FastAPI route would use; to the API both are async.
+    """
+
+    core: PredictionCore
+
+    async def predict_with(self, version: str, body: PredictRequest) -> PredictResponse:
+        """``body`` predicted by ``version``; ``ModelFailed`` when that version fails it on the server side."""
+        ...
+
+    async def ensure_loaded(self, version: str) -> LoadedModel:
+        """``version`` loaded on this replica (loading it first if needed)."""
+        ...
+
+    def batching(self) -> dict[str, float] | None:
+        """The batching settings in force, or None where the deployment does not batch."""
+        ...
+
+    def loaded(self) -> dict[str, LoadedModel]:
+        """The versions this replica holds now."""
+        ...
+
+
+async def answer(predictor: Predictor, body: PredictRequest, headers: Mapping[str, str]) -> Answer:
+    """The version ``headers`` choose predicts ``body``; a canary's server-side failure is answered by stable
+    (``PredictionCore.fallback_for``), at most once per request."""
+    core = predictor.core
+    version = core.choose_version(headers)
+    try:
+        return Answer(await predictor.predict_with(version, body))
+    except ModelFailed as failure:
+        stable = core.fallback_for(failure, headers)
+        if stable is None:
+            raise
+        return Answer(await predictor.predict_with(stable, body), fallback_from=version)
 
 
 def load_policy(config: InferenceConfig) -> LoadPolicy:

@@ -2,8 +2,9 @@
 
 ``BatchedPredictionService`` runs the model through ``@serve.batch`` with a ``serve.multiplexed`` LRU of
 versions; ``SyncPredictionService`` is the plain synchronous variant (no batching), selected by
-``service.mode: sync``. Both serve the HTTP API of ``mlray.serve.api.ingress`` and share everything but the
-model call through ``mlray.serve.prediction.core``.
+``service.mode: sync``. Both follow ``mlray.serve.prediction.core.Predictor``: the HTTP API of
+``mlray.serve.api.ingress`` calls ``predict_with`` (async in both) through ``core.answer``, which also falls back
+to stable; everything but the model call is shared in ``PredictionCore``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from fastapi import FastAPI
 from ray import serve
+from starlette.concurrency import run_in_threadpool
 
 from mlray.config.inference import InferenceConfig
 from mlray.serve.api.ingress import build_api
 from mlray.serve.api.schemas import PredictRequest, PredictResponse
 from mlray.serve.prediction.coalesce import CallCoalescer, HideBatchConcurrencyWarning
-from mlray.serve.prediction.core import Answer, ModelFailed, PredictionCore, ServiceError
+from mlray.serve.prediction.core import PredictionCore, ServiceError
 from mlray.serve.prediction.versions import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -85,17 +87,7 @@ class BatchedPredictionService:
         wrapper = getattr(self._multiplexed_fn, "__serve_multiplex_wrapper", None)
         return dict(wrapper.models) if wrapper is not None else {}
 
-    async def predict(self, body: PredictRequest, headers: Mapping[str, str]) -> Answer:
-        version = self.core.choose_version(headers)
-        try:
-            return Answer(await self._predict_with(version, body))
-        except ModelFailed as failure:
-            stable = self.core.fallback_for(failure, headers)
-            if stable is None:
-                raise
-            return Answer(await self._predict_with(stable, body), fallback_from=version)
-
-    async def _predict_with(self, version: str, body: PredictRequest) -> PredictResponse:
+    async def predict_with(self, version: str, body: PredictRequest) -> PredictResponse:
         started = time.perf_counter()
         try:
             model = await self._load(version)
@@ -164,17 +156,11 @@ class SyncPredictionService:
     def loaded(self) -> dict[str, LoadedModel]:
         return self.cache.loaded()
 
-    def predict(self, body: PredictRequest, headers: Mapping[str, str]) -> Answer:
-        version = self.core.choose_version(headers)
-        try:
-            return Answer(self._predict_with(version, body))
-        except ModelFailed as failure:
-            stable = self.core.fallback_for(failure, headers)
-            if stable is None:
-                raise
-            return Answer(self._predict_with(stable, body), fallback_from=version)
+    async def predict_with(self, version: str, body: PredictRequest) -> PredictResponse:
+        # Blocking (model load, torch): in the thread pool FastAPI runs a plain route in, as before.
+        return await run_in_threadpool(self._predict_blocking, version, body)
 
-    def _predict_with(self, version: str, body: PredictRequest) -> PredictResponse:
+    def _predict_blocking(self, version: str, body: PredictRequest) -> PredictResponse:
         started = time.perf_counter()
         try:
             model = self.cache.get(version)
