@@ -55,16 +55,16 @@ endif
 job = $(call run,$(CURDIR)/$(PY) -m $(1))
 
 demo-preprocess: venv
-	$(call job,jobs.preprocess --config configs/preprocessing.yaml)
+	$(call job,jobs.preprocess --config configs/preprocess.yaml)
 
 demo-features: venv
 	$(call job,jobs.materialize --config configs/features.yaml)
 
 demo-train: venv
-	$(call job,jobs.train --config configs/training.yaml --set training.num_epochs=5)
+	$(call job,jobs.train --config configs/train.yaml --set training.num_epochs=5)
 
 demo-solve: venv
-	$(foreach instance,$(SOLVE_INSTANCES),$(call job,jobs.optimize --config configs/or_tools.yaml \
+	$(foreach instance,$(SOLVE_INSTANCES),$(call job,jobs.optimize --config configs/optimize.yaml \
 		--set problem.path=$(instance) --set solver.time_limit=10 --set run_name=demo-$(notdir $(instance))) &&) true
 
 # Locally: serves in the foreground until Ctrl-C (query from another terminal). SUBMIT=1: deploys and returns.
@@ -86,7 +86,7 @@ serve: venv
 	env $$($(PY) -m mlray.process_env serve) $(VENV)/bin/serve run serve_apps/config.yaml
 
 demo-batch: venv
-	$(call job,jobs.batch_predict --config configs/batch_inference.yaml)
+	$(call job,jobs.batch_predict --config configs/batch_predict.yaml)
 
 # docs/security.md from the probes the security tests make for real
 security-doc: venv

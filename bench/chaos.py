@@ -77,9 +77,9 @@ def median_max(values: list[float]) -> str:
 
 def training_config(ctx: ChaosContext, run_name: str, hidden: list[int] | None = None, epochs: int = 12,
                     **checkpointing: Any):
-    from mlray.config import TrainingJobConfig
+    from mlray.config import TrainJobConfig
 
-    return TrainingJobConfig.model_validate({
+    return TrainJobConfig.model_validate({
         "run_name": run_name,
         "data": {"kwargs": {"path": str(ctx.training_data)}},
         "model": {"kwargs": {"hidden": hidden or [8], "dropout": 0.2}},
@@ -260,13 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from mlray.cluster import init_ray
-    from mlray.config import PreprocessingConfig
+    from mlray.config import PreprocessJobConfig
     from mlray.storage.emulator import free_port
-    from mlray.train.preprocess import TRAINING_FILE, run_preprocessing
+    from mlray.usecases.preprocess import TRAINING_FILE, run_preprocessing
 
     logging.basicConfig(level=logging.WARNING)
     workdir = Path(tempfile.mkdtemp(prefix="bench-chaos-"))
-    run_preprocessing(PreprocessingConfig(output=str(workdir / "data"), driver_trips={
+    run_preprocessing(PreprocessJobConfig(output=str(workdir / "data"), driver_trips={
         "num_drivers": 40, "hours": 24, "num_trips": 3000}))
     dashboard_port = free_port()
     init_ray(num_cpus=4, include_dashboard=True, dashboard_port=dashboard_port, log_to_driver=False)

@@ -20,7 +20,7 @@ STEPS = 200
 
 
 def check(device: torch.device) -> dict[str, Any]:
-    from mlray.config.training import TrainingJobConfig
+    from mlray.config.train import TrainJobConfig
     from mlray.train.checkpoint import read_checkpoint, write_checkpoint
     from mlray.train.data import TrainingData
     from mlray.train.loop import LoopSettings, build_parts, train_step, training_state
@@ -28,7 +28,7 @@ def check(device: torch.device) -> dict[str, Any]:
     from mlray.train.stopping import EarlyStopping, MetricTracker
     from mlray.usecases.driver_trips import FEATURE_COLUMNS, LABEL_COLUMN, generate, training_frame
 
-    config = TrainingJobConfig.model_validate({"training": {"amp": True, "use_gpu": True, "distributed": False,
+    config = TrainJobConfig.model_validate({"training": {"amp": True, "use_gpu": True, "distributed": False,
                                                             "batch_size": 256, "lr": 0.005}})
     frame = training_frame(generate(num_trips=20_000))
     data = split(TrainingData(frame, FEATURE_COLUMNS, LABEL_COLUMN), 0.2, 0, "classification")

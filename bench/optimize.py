@@ -111,10 +111,10 @@ def contenders(group: str, cpus: int) -> dict[str, dict[str, Any]]:
 
 def solve(path: Path, solver: dict[str, Any], time_limit: float, run_dir: Path, **sections: Any) -> Any:
     """One solve through the public API; ``sections`` override whole config sections (e.g. ``spot``)."""
-    from mlray.config.or_tools import OrToolsJobConfig
+    from mlray.config.optimize import OptimizeJobConfig
     from mlray.optimize import optimizer_for, read_problem
 
-    config = OrToolsJobConfig.model_validate(
+    config = OptimizeJobConfig.model_validate(
         {
             "run_name": "bench",
             "solver": {"time_limit": time_limit, **solver},

@@ -57,9 +57,9 @@ LARGE_STEPS = StepSize("large steps", (512, 512, 512), 256)
 
 def bench_config(data_path: Path, storage_uri: str, mlflow_uri: str, run_name: str, workers: int, epochs: int,
                  steps: StepSize = SMALL_STEPS, **training: Any):
-    from mlray.config import TrainingJobConfig
+    from mlray.config import TrainJobConfig
 
-    return TrainingJobConfig.model_validate({
+    return TrainJobConfig.model_validate({
         "run_name": run_name,
         "data": {"kwargs": {"path": str(data_path)}},
         "model": {"kwargs": {"hidden": list(steps.hidden)}},
@@ -101,14 +101,14 @@ def torchrun_worker(config_path: str, result_path: str, turn_pass: str | None = 
     import torch.distributed as dist
 
     from mlray.config.loader import load_config
-    from mlray.config.training import TrainingJobConfig
+    from mlray.config.train import TrainJobConfig
     from mlray.train.loop import LoopSettings, train_loop
     from mlray.train.prepare import load_training_data, model_spec, split
     from mlray.train.session import LocalSession
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    config = load_config(TrainingJobConfig, config_path)
+    config = load_config(TrainJobConfig, config_path)
     data = split(load_training_data(config), config.training.validation_fraction, config.training.seed,
                  config.model.task)
     session = LocalSession(Path(tempfile.mkdtemp(prefix="torchrun-ckpt-")), rank=rank, world_size=world)
@@ -479,14 +479,14 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from mlray.cluster import init_ray
-    from mlray.config import PreprocessingConfig
+    from mlray.config import PreprocessJobConfig
     from mlray.storage.emulator import GcsEmulator, free_port
-    from mlray.train.preprocess import TRAINING_FILE, run_preprocessing
+    from mlray.usecases.preprocess import TRAINING_FILE, run_preprocessing
     from mlray.train.runner import run_training
 
     epochs = 4 if args.quick else 8
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    run_preprocessing(PreprocessingConfig(output=str(tmp / "data"), driver_trips={"num_trips": 20_000}))
+    run_preprocessing(PreprocessJobConfig(output=str(tmp / "data"), driver_trips={"num_trips": 20_000}))
     data_path = tmp / "data" / TRAINING_FILE
     mlflow_uri = f"sqlite:///{tmp}/mlflow.db"
     emulator = GcsEmulator().start()

@@ -1,6 +1,6 @@
 """The container image's entrypoint: ``python -m jobs <command> [args...]``.
 
-    python -m jobs train --config configs/training.yaml --set training.num_epochs=3
+    python -m jobs train --config configs/train.yaml --set training.num_epochs=3
     python -m jobs serve                  # serve run serve_apps/config.yaml
 
 Each job of the jobs table (``mlray.config.jobs``) runs with the remaining

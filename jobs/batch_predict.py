@@ -1,14 +1,14 @@
-"""Batch inference with Ray Data: ``python -m jobs.batch_predict --config configs/batch_inference.yaml``."""
+"""Batch inference with Ray Data: ``python -m jobs.batch_predict --config configs/batch_predict.yaml``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mlray.config import BatchInferenceConfig
+from mlray.config import BatchPredictJobConfig
 from mlray.entrypoint import run_registered
 
 
-def main(config: BatchInferenceConfig) -> dict[str, Any]:
+def main(config: BatchPredictJobConfig) -> dict[str, Any]:
     from mlray.serve.offline.batch import run_batch_inference
 
     return run_batch_inference(config)

@@ -1,4 +1,4 @@
-"""Portfolio optimisation: ``python -m jobs.optimize --config configs/or_tools.yaml [--set problem.path=X]``.
+"""Portfolio optimisation: ``python -m jobs.optimize --config configs/optimize.yaml [--set problem.path=X]``.
 
 Progress (incumbent, bound, gap, arm) goes to the log; the last stdout line is
 the JSON summary. Runs the same under ``ray job submit``. ``problem.path``: a shipped instance
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlray.config import OrToolsJobConfig
+from mlray.config import OptimizeJobConfig
 from mlray.entrypoint import run_registered
 
 
-def main(config: OrToolsJobConfig) -> dict[str, Any]:
+def main(config: OptimizeJobConfig) -> dict[str, Any]:
     from mlray.optimize import ProblemError, optimizer_for
     from mlray.optimize.loading import load_problem
 

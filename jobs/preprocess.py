@@ -1,15 +1,15 @@
-"""Default use-case data as Parquet: ``python -m jobs.preprocess --config configs/preprocessing.yaml``."""
+"""Default use-case data as Parquet: ``python -m jobs.preprocess --config configs/preprocess.yaml``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mlray.config import PreprocessingConfig
+from mlray.config import PreprocessJobConfig
 from mlray.entrypoint import run_registered
 
 
-def main(config: PreprocessingConfig) -> dict[str, Any]:
-    from mlray.train.preprocess import run_preprocessing
+def main(config: PreprocessJobConfig) -> dict[str, Any]:
+    from mlray.usecases.preprocess import run_preprocessing
 
     return run_preprocessing(config)
 

@@ -1,6 +1,6 @@
 """``mlray``: one command in front of the entrypoints that already exist.
 
-    mlray train --config configs/training.yaml --set training.num_epochs=3   # python -m jobs.train ...
+    mlray train --config configs/train.yaml --set training.num_epochs=3   # python -m jobs.train ...
     mlray cluster up                       # python -m mlray.cluster up
     mlray k8s validate clusters/           # python -m mlray.kuberay validate clusters/
 

@@ -3,7 +3,7 @@
 A job module is its ``main`` and two lines of glue; the jobs table (``mlray.config.jobs``) names its
 config model and that ``main``::
 
-    def main(config: TrainingJobConfig) -> dict: ...
+    def main(config: TrainJobConfig) -> dict: ...
     if __name__ == "__main__":
         run_registered("train")
 

@@ -52,7 +52,7 @@ SERVE_JOB = "serve"
 
 def ray_train_env(config: Any) -> dict[str, str]:
     """Ray Train's settings that exist only as environment variables (the trainer reads them from the
-    driver's environment and hands them to its controller), from a ``TrainingJobConfig``."""
+    driver's environment and hands them to its controller), from a ``TrainJobConfig``."""
     return {
         "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": str(config.training.health_check_interval_s),
         "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S": str(config.spot.drain_poll_interval_s),
@@ -71,7 +71,7 @@ def process_env(job: str, config: Any = None) -> dict[str, str]:
 
     ``job`` is the job's name (``train``, ``tune``, ``batch-predict``, ... or ``serve``; ``_`` and ``-``
     alike). Every job gets ``PLATFORM_ENV``; ``train`` adds Ray Train's settings from its
-    ``TrainingJobConfig``; ``serve`` adds Ray Serve's cluster settings (``mlray.serve.cluster_env``) and
+    ``TrainJobConfig``; ``serve`` adds Ray Serve's cluster settings (``mlray.serve.cluster_env``) and
     MLflow's tracking URI from its ``InferenceConfig``. With ``config=None`` the parts that need a config
     are left out.
     """

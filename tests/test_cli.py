@@ -45,7 +45,7 @@ def test_an_unknown_or_missing_subcommand_exits_2_with_usage(args):
 
 
 def test_a_job_subcommand_is_the_job_entrypoint_bad_config_exits_2_naming_the_field():
-    result = mlray("train", "--config", "configs/training.yaml", "--set", "training.batch_size=0")
+    result = mlray("train", "--config", "configs/train.yaml", "--set", "training.batch_size=0")
     assert result.returncode == 2
     assert "invalid --set training.batch_size=0" in result.stderr and "training.batch_size" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
@@ -79,7 +79,7 @@ def test_optimize_solves_ft06_and_prints_the_job_summary(ray_cluster, instances_
 
     env = {**client_env(), "RAY_ADDRESS": ray_cluster.gcs_address}
     result = mlray(
-        "optimize", "--config", "configs/or_tools.yaml",
+        "optimize", "--config", "configs/optimize.yaml",
         "--set", f"problem.path={instances_dir / 'jsp' / 'ft06'}", "--set", "solver.time_limit=2",
         "--set", f"storage.uri={tmp_path / 'storage'}", "--set", f"output.dir={tmp_path / 'out'}",
         "--set", "output.plots=false", "--set", "mlflow.enabled=false",

@@ -107,7 +107,7 @@ def test_demo_runs_every_step_end_to_end_and_cleans_up(tmp_path):
 @pytest.mark.slow
 def test_a_step_that_cannot_run_fails_the_demo_and_says_which(tmp_path):
     returncode, lines, dashboard_answers, stderr = run_demo_watching_dashboard(
-        tmp_path, f"preprocessing_config={tmp_path / 'absent.yaml'}", timeout=300
+        tmp_path, f"preprocess_config={tmp_path / 'absent.yaml'}", timeout=300
     )
     summary = json.loads(lines[-1])
     assert returncode == 1, "\n".join(lines)[-3000:] + stderr[-3000:]
@@ -143,7 +143,7 @@ def test_each_demo_run_solves_afresh_and_a_reused_run_name_says_it_resumed(ray_c
     from mlray.demo.run import solve
 
     monkeypatch.chdir(tmp_path)  # the solver's storage and plots (runs/...) land here
-    config = DemoConfig(or_tools_config=str(PROJECT_ROOT / "configs" / "or_tools.yaml"), solve_time_limit=2)
+    config = DemoConfig(optimize_config=str(PROJECT_ROOT / "configs" / "optimize.yaml"), solve_time_limit=2)
     first = solve(config, config.scheduling_instance, "20260101-000000")
     second = solve(config, config.scheduling_instance, "20260101-000100")
     assert first["run_name"] != second["run_name"]

@@ -48,7 +48,7 @@ def test_missing_config_file_exits_2(tmp_path):
 
 
 def test_bad_set_override_exits_2():
-    result = run_job("jobs.train", "--config", "configs/training.yaml", "--set", "training.batch_size=0")
+    result = run_job("jobs.train", "--config", "configs/train.yaml", "--set", "training.batch_size=0")
     assert result.returncode == 2
     assert "training.batch_size" in result.stderr
 
@@ -224,10 +224,10 @@ def test_a_boolean_that_is_not_true_or_false_is_refused(tmp_path, security_probe
 
 def test_true_and_false_from_the_environment_still_parse(tmp_path):
     """The counterpart of the strict booleans: override strings are read as YAML, so 'false' is a boolean."""
-    from mlray.config import TrainingJobConfig, load_config
+    from mlray.config import TrainJobConfig, load_config
 
     config = tmp_path / "config.yaml"
     config.write_text("training: {use_gpu: true}\n")
-    loaded = load_config(TrainingJobConfig, config, ["spot.enabled=false"],
+    loaded = load_config(TrainJobConfig, config, ["spot.enabled=false"],
                          environ={"MLRAY_TRAINING__USE_GPU": "false"})
     assert (loaded.training.use_gpu, loaded.spot.enabled) == (False, False)

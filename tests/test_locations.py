@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mlray.config import BatchInferenceConfig, OrToolsJobConfig, PreprocessingConfig, TrainingJobConfig
+from mlray.config import BatchPredictJobConfig, OptimizeJobConfig, PreprocessJobConfig, TrainJobConfig
 from mlray.config.features import FeaturesConfig
 from mlray.config.loader import ConfigError, load_config
 from mlray.config.sections import StorageConfig
@@ -48,7 +48,7 @@ def test_relative_locations_lie_under_a_gcs_storage_root():
 
 def test_a_relative_storage_root_is_made_absolute_once_at_load(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    config = load_config(PreprocessingConfig, CONFIGS / "preprocessing.yaml")
+    config = load_config(PreprocessJobConfig, CONFIGS / "preprocess.yaml")
     assert config.storage.uri == str(tmp_path / "runs/storage")
     monkeypatch.chdir("/")  # a later change of directory moves nothing
     assert config.storage.location(config.output) == str(tmp_path / "runs/storage/data/processed")
@@ -57,9 +57,9 @@ def test_a_relative_storage_root_is_made_absolute_once_at_load(tmp_path, monkeyp
 def test_each_jobs_default_locations_chain_through_one_storage_root(tmp_path):
     """preprocess writes what train and materialize read; batch-predict reads what train writes."""
     root = ["storage.uri=gs://mlray-test/p"]
-    preprocess = load_config(PreprocessingConfig, CONFIGS / "preprocessing.yaml", root)
-    training = load_config(TrainingJobConfig, CONFIGS / "training.yaml", root)
-    batch = load_config(BatchInferenceConfig, CONFIGS / "batch_inference.yaml", root)
+    preprocess = load_config(PreprocessJobConfig, CONFIGS / "preprocess.yaml", root)
+    training = load_config(TrainJobConfig, CONFIGS / "train.yaml", root)
+    batch = load_config(BatchPredictJobConfig, CONFIGS / "batch_predict.yaml", root)
     features = load_config(FeaturesConfig, CONFIGS / "features.yaml", root)
     written = preprocess.storage.location(preprocess.output)
     assert written == "gs://mlray-test/p/data/processed"
@@ -72,7 +72,7 @@ def test_each_jobs_default_locations_chain_through_one_storage_root(tmp_path):
 def test_tune_trials_read_and_write_under_the_tune_jobs_storage(tmp_path):
     from mlray.config.tune import TuneJobConfig
 
-    tune = TuneJobConfig(training_config=str(CONFIGS / "training.yaml"), storage={"uri": str(tmp_path)})
+    tune = TuneJobConfig(train_config=str(CONFIGS / "train.yaml"), storage={"uri": str(tmp_path)})
     base = tune.base_training_config()
     assert base.storage.uri == str(tmp_path)
     assert base.data.loader_kwargs(base.storage)["path"] == str(tmp_path / "data/processed/training.parquet")
@@ -81,14 +81,14 @@ def test_tune_trials_read_and_write_under_the_tune_jobs_storage(tmp_path):
 @pytest.mark.parametrize(
     ("model", "config_file", "field"),
     [
-        (PreprocessingConfig, "preprocessing.yaml", "output"),
-        (BatchInferenceConfig, "batch_inference.yaml", "batch.input_uri"),
-        (BatchInferenceConfig, "batch_inference.yaml", "batch.output_uri"),
-        (BatchInferenceConfig, "batch_inference.yaml", "batch.model_uri"),
-        (OrToolsJobConfig, "or_tools.yaml", "problem.path"),
-        (OrToolsJobConfig, "or_tools.yaml", "output.dir"),
+        (PreprocessJobConfig, "preprocess.yaml", "output"),
+        (BatchPredictJobConfig, "batch_predict.yaml", "batch.input_uri"),
+        (BatchPredictJobConfig, "batch_predict.yaml", "batch.output_uri"),
+        (BatchPredictJobConfig, "batch_predict.yaml", "batch.model_uri"),
+        (OptimizeJobConfig, "optimize.yaml", "problem.path"),
+        (OptimizeJobConfig, "optimize.yaml", "output.dir"),
         (FeaturesConfig, "features.yaml", "repo.state_dir"),
-        (TrainingJobConfig, "training.yaml", "data.kwargs.path"),
+        (TrainJobConfig, "train.yaml", "data.kwargs.path"),
     ],
 )
 @pytest.mark.parametrize("bad", ["s3://bucket/x", "gs:/bucket/x", ""])
@@ -190,24 +190,24 @@ def test_preprocess_train_batch_predict_and_optimize_from_an_empty_directory_wri
     bucket = Storage(gcs_uri)
 
     smaller = "driver_trips.num_trips=2000"
-    preprocessed = run_job_elsewhere(cwd, env, "preprocess", "preprocessing.yaml", smaller)
+    preprocessed = run_job_elsewhere(cwd, env, "preprocess", "preprocess.yaml", smaller)
     assert preprocessed["artifacts"]["training"] == f"{gcs_uri}/data/processed/training.parquet"
     assert bucket.list("data/processed") == ["driver_stats.parquet", "training.parquet", "trips.parquet"]
 
-    trained = run_job_elsewhere(cwd, env, "train", "training.yaml", "training.num_epochs=2")
+    trained = run_job_elsewhere(cwd, env, "train", "train.yaml", "training.num_epochs=2")
     assert trained["status"] == "completed", trained
     assert trained["model_uri"] == f"{gcs_uri}/mlray-train/model"
     assert trained["checkpoint_uri"].startswith(f"{gcs_uri}/mlray-train/")
     assert bucket.list("mlray-train/model")
 
-    predicted = run_job_elsewhere(cwd, env, "batch_predict", "batch_inference.yaml")
+    predicted = run_job_elsewhere(cwd, env, "batch_predict", "batch_predict.yaml")
     assert predicted["model_uri"] == f"{gcs_uri}/mlray-train/model"
     assert predicted["output_uri"] == f"{gcs_uri}/predictions"
     assert predicted["rows"] == preprocessed["rows"]["training"]
     assert any(name.endswith(".parquet") for name in bucket.list("predictions"))
 
     bucket.upload_file(str(instances.path("jsp/ft06")), "problems/ft06")
-    solved = run_job_elsewhere(cwd, env, "optimize", "or_tools.yaml", "problem.path=problems/ft06",
+    solved = run_job_elsewhere(cwd, env, "optimize", "optimize.yaml", "problem.path=problems/ft06",
                                "solver.time_limit=10", "run_name=ft06-elsewhere")  # fmt: skip
     assert solved["objective"] == 55 and solved["feasible"] is True
     assert "incumbent.json" in bucket.list("ft06-elsewhere/optimize")  # the checkpoint
@@ -226,7 +226,7 @@ def test_preprocess_and_materialize_from_an_empty_directory_keep_data_and_featur
     project_files = sorted(p.name for p in (CONFIGS / "feature_store").iterdir())
     env = elsewhere_env(str(root), ray_cluster.gcs_address)
 
-    run_job_elsewhere(cwd, env, "preprocess", "preprocessing.yaml", "driver_trips.num_trips=2000")
+    run_job_elsewhere(cwd, env, "preprocess", "preprocess.yaml", "driver_trips.num_trips=2000")
     materialized = run_job_elsewhere(cwd, env, "materialize", "features.yaml", "materialize.end=2030-01-01")
     assert materialized["status"] == "ok", materialized
     assert materialized["views"]["driver_hourly_stats"]["source_rows"] > 0

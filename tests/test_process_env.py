@@ -8,16 +8,16 @@ from pathlib import Path
 
 from mlray.config.inference import InferenceConfig
 from mlray.config.loader import load_config
-from mlray.config.training import TrainingJobConfig
+from mlray.config.train import TrainJobConfig
 from mlray.process_env import PLATFORM_ENV, apply, process_env
 from mlray.serve.cluster_env import SERVING_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def training(**overrides: object) -> TrainingJobConfig:
+def training(**overrides: object) -> TrainJobConfig:
     sets = [f"{key}={value}" for key, value in overrides.items()]
-    return load_config(TrainingJobConfig, None, sets, environ={})
+    return load_config(TrainJobConfig, None, sets, environ={})
 
 
 def test_training_env_follows_the_drain_poll_interval_of_the_config():
@@ -64,7 +64,7 @@ def test_module_prints_env_words_for_make(tmp_path):
 
     assert printed() == [f"{name}={value}" for name, value in PLATFORM_ENV.items()]
     assert printed("serve") == [f"{name}={value}" for name, value in {**PLATFORM_ENV, **SERVING_ENV}.items()]
-    config = tmp_path / "training.yaml"  # the file name says which model validates it
+    config = tmp_path / "train.yaml"  # the file name says which model validates it
     config.write_text("spot: {drain_poll_interval_s: 3}\n")
     assert "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S=3.0" in printed("train", "--config", str(config))
     words = printed("train", "--config", str(config), "--set", "spot.drain_poll_interval_s=2")

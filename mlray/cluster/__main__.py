@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Token authentication is on; clients need: export RAY_AUTH_MODE=token")
         print(
             f"  ray job submit --address {ports.dashboard_url} --working-dir . "
-            "-- python -m jobs.optimize --config configs/or_tools.yaml --set problem.path=jsp/ft06"
+            "-- python -m jobs.optimize --config configs/optimize.yaml --set problem.path=jsp/ft06"
         )
         return 0
     if args.action == "down":

@@ -6,7 +6,7 @@ on 127.0.0.1:5000 (runs/mlflow.db, artifacts in runs/mlflow-artifacts or under a
 127.0.0.1:8265 and the Ray client on 10001, so that::
 
     RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 \
-        --working-dir . -- python -m jobs.train --config configs/training.yaml
+        --working-dir . -- python -m jobs.train --config configs/train.yaml
     RAY_AUTH_MODE=token python -c 'import ray; ray.init("ray://127.0.0.1:10001")'
 
 both work. Ray 2.60 runs ``ray start`` clusters with token authentication;

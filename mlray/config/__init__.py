@@ -1,31 +1,27 @@
-"""Typed configs: one pydantic model per config file, loaded with overrides.
+"""Typed configs: one pydantic model per config file, loaded with overrides (``load_config``).
 
-| file                        | model               | module                          |
-|-----------------------------|---------------------|---------------------------------|
-| configs/training.yaml       | TrainingJobConfig   | mlray/config/training.py        |
-| configs/or_tools.yaml       | OrToolsJobConfig    | mlray/config/or_tools.py        |
-| configs/inference.yaml      | InferenceConfig     | mlray/config/inference.py       |
-| configs/preprocessing.yaml  | PreprocessingConfig | mlray/config/preprocessing.py   |
-| configs/batch_inference.yaml | BatchInferenceConfig | mlray/config/batch_inference.py |
-
-Sections shared by several files live in ``mlray/config/sections.py``.
+Each job's file is ``configs/<job>.yaml`` (the feature store's is ``configs/features.yaml``, which the
+materialize job, training's feature loader and serving share), its model ``mlray/config/<job>.py``; the
+jobs table (``mlray/config/jobs.py``) ties them together, and ``mlray/config/registry.py`` answers
+which model validates which file. Sections shared by several models, and ``JobConfig`` (what every job
+with runs carries), live in ``mlray/config/sections.py``.
 """
 
 from mlray.config.base import ConfigModel
-from mlray.config.batch_inference import BatchInferenceConfig
+from mlray.config.batch_predict import BatchPredictJobConfig
 from mlray.config.loader import ConfigError, load_config
 from mlray.config.inference import InferenceConfig
-from mlray.config.or_tools import OrToolsJobConfig
-from mlray.config.preprocessing import PreprocessingConfig
-from mlray.config.training import TrainingJobConfig
+from mlray.config.optimize import OptimizeJobConfig
+from mlray.config.preprocess import PreprocessJobConfig
+from mlray.config.train import TrainJobConfig
 
 __all__ = [
-    "BatchInferenceConfig",
+    "BatchPredictJobConfig",
     "ConfigError",
     "ConfigModel",
     "InferenceConfig",
-    "OrToolsJobConfig",
-    "PreprocessingConfig",
-    "TrainingJobConfig",
+    "OptimizeJobConfig",
+    "PreprocessJobConfig",
+    "TrainJobConfig",
     "load_config",
 ]

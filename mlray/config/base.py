@@ -1,6 +1,7 @@
 """Building blocks shared by every config model.
 
-Every config file maps onto one pydantic model (see ``mlray.config.registry``).
+Every config file maps onto one pydantic model (``mlray.config.registry``; a job's through the jobs
+table, ``mlray.config.jobs``).
 Those models are strict: unknown keys, wrong types and impossible values are
 errors, so a typo fails before any work starts instead of being ignored.
 """

@@ -27,11 +27,11 @@ class DemoConfig(ConfigModel):
     use_gcs_emulator: bool = True
     num_cpus: PositiveInt = Field(default=4, description="Logical CPUs of the demo's local Ray cluster.")
     output_dir: str = Field(default="runs/demo", description="Where the demo writes its inputs, predictions and MLflow store.")
-    preprocessing_config: str = "configs/preprocessing.yaml"
+    preprocess_config: str = "configs/preprocess.yaml"
     features_config: str = "configs/features.yaml"
-    training_config: str = "configs/training.yaml"
+    train_config: str = "configs/train.yaml"
     training_overrides: list[str] = Field(default_factory=list)
-    or_tools_config: str = "configs/or_tools.yaml"
+    optimize_config: str = "configs/optimize.yaml"
     routing_instance: InstanceFile = "cvrp/E-n13-k4.vrp"
     scheduling_instance: InstanceFile = "jsp/ft06"
     solve_time_limit: PositiveFloat = 8
@@ -42,7 +42,7 @@ class DemoConfig(ConfigModel):
         default=0.25, description="Share of queries that send only entity keys, enriched from the online store."
     )
     query_concurrency: PositiveInt = 16
-    batch_inference_config: str = "configs/batch_inference.yaml"
+    batch_predict_config: str = "configs/batch_predict.yaml"
     batch_rows: PositiveInt = Field(
         default=200, description="Rows of the batch-inference input, each also sent online to compare predictions."
     )

@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlray.config.base import ConfigModel
-from mlray.config.batch_inference import BatchInferenceConfig
+from mlray.config.batch_predict import BatchPredictJobConfig
 from mlray.config.demo import DemoConfig
 from mlray.config.features import FeaturesConfig
-from mlray.config.or_tools import OrToolsJobConfig
-from mlray.config.preprocessing import PreprocessingConfig
-from mlray.config.training import TrainingJobConfig
+from mlray.config.optimize import OptimizeJobConfig
+from mlray.config.preprocess import PreprocessJobConfig
+from mlray.config.train import TrainJobConfig
 from mlray.config.tune import TuneJobConfig
 
 
@@ -76,11 +76,11 @@ def cluster_jobs() -> list[Job]:
 
 
 for _job in (
-    Job("train", "training.yaml", TrainingJobConfig, "jobs.train:main"),
+    Job("train", "train.yaml", TrainJobConfig, "jobs.train:main"),
     Job("tune", "tune.yaml", TuneJobConfig, "jobs.tune:main"),
-    Job("optimize", "or_tools.yaml", OrToolsJobConfig, "jobs.optimize:main"),
-    Job("preprocess", "preprocessing.yaml", PreprocessingConfig, "jobs.preprocess:main"),
-    Job("batch-predict", "batch_inference.yaml", BatchInferenceConfig, "jobs.batch_predict:main"),
+    Job("optimize", "optimize.yaml", OptimizeJobConfig, "jobs.optimize:main"),
+    Job("preprocess", "preprocess.yaml", PreprocessJobConfig, "jobs.preprocess:main"),
+    Job("batch-predict", "batch_predict.yaml", BatchPredictJobConfig, "jobs.batch_predict:main"),
     # On GKE the feature store is the GCP one (BigQuery, Datastore, registry in GCS): the local
     # configs/features.yaml (files + SQLite) would materialize into a pod that is deleted afterwards.
     Job("materialize", "features.yaml", FeaturesConfig, "jobs.materialize:main",

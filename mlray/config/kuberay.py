@@ -198,7 +198,7 @@ class JobsSection(ConfigModel):
         default_factory=dict,
         description="Extra `--set KEY=VALUE` overrides of a RayJob's entrypoint, by job (train, tune, "
         "optimize, preprocess, batch-predict, materialize), e.g. {optimize: [problem.path=gs://b/p.vrp]} "
-        "(the default problem is configs/or_tools.yaml's); checked against the job's config at render time.",
+        "(the default problem is configs/optimize.yaml's); checked against the job's config at render time.",
     )
     submitter: SubmitterResources = SubmitterResources()
 

@@ -49,7 +49,7 @@ Location = tuple[str | int, ...]
 class ConfigError(ValueError):
     """A config that cannot be used; the message names where each problem came from and the field.
 
-    ``problems`` maps a source ("config configs/training.yaml", "environment variable
+    ``problems`` maps a source ("config configs/train.yaml", "environment variable
     MLRAY_TRAINING__BATCH_SIZE", "--set training.batch_size=0") to its problems.
     """
 
@@ -183,11 +183,22 @@ def _key_lines(node: yaml.Node, path: Location, lines: dict[Location, int], prob
     open_nodes.discard(id(node))
 
 
+# Config files named for their job since the jobs table (mlray/config/jobs.py): old name -> new name.
+RENAMED_CONFIG_FILES = {
+    "training.yaml": "train.yaml",
+    "or_tools.yaml": "optimize.yaml",
+    "preprocessing.yaml": "preprocess.yaml",
+    "batch_inference.yaml": "batch_predict.yaml",
+}
+
+
 def read_config_file(path: Path) -> ConfigFile:
     """Parse ``path``; refuse a missing or empty file, invalid YAML, duplicate keys and a non-mapping."""
     source = f"config {path}"
     if not path.is_file():
-        raise ConfigError({source: ["file not found"]})
+        renamed = RENAMED_CONFIG_FILES.get(path.name)
+        hint = f" (configs/{path.name} is now configs/{renamed}: one name per job)" if renamed else ""
+        raise ConfigError({source: [f"file not found{hint}"]})
     loader = YamlLoader(path.read_text())
     try:
         node = loader.get_single_node()

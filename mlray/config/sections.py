@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from mlray.config.base import ConfigModel, NonNegativeFloat, PositiveFloat, PositiveInt
+from mlray.config.base import ConfigModel, NonNegativeFloat, PositiveFloat, PositiveInt, RunName
 from mlray.storage.locations import check_location, check_model_location, local_root, resolve_location
 
 STORAGE_URI_EXPECTED = "expected a local path or gs://bucket/prefix"
@@ -186,3 +186,15 @@ class MlflowConfig(ConfigModel):
     enabled: bool = True
     tracking_uri: str = "sqlite:///runs/mlflow.db"
     experiment: str = "mlray"
+
+
+class JobConfig(ConfigModel):
+    """What every job that runs on Ray and tracks its runs shares: its run's name, the cluster to join, where
+    its files go, its MLflow tracking and its logs and metrics. A job's model subclasses this and sets its own
+    ``run_name`` default."""
+
+    run_name: RunName = "mlray-run"
+    ray: RayConfig = RayConfig()
+    storage: StorageConfig = StorageConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()

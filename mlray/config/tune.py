@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mlray.config.base import ConfigModel, PositiveFloat, PositiveInt, RunName
-from mlray.config.sections import MlflowConfig, MonitoringConfig, RayConfig, StorageConfig
+from mlray.config.sections import JobConfig
 
 
 class SearchDimension(ConfigModel):
@@ -42,10 +42,10 @@ class AshaSection(ConfigModel):
     reduction_factor: float = Field(default=2.0, gt=1)
 
 
-class TuneJobConfig(ConfigModel):
+class TuneJobConfig(JobConfig):
     run_name: RunName = "mlray-tune"
-    training_config: str = Field(
-        default="configs/training.yaml",
+    train_config: str = Field(
+        default="configs/train.yaml",
         description="Training config every trial starts from (a file shipped with the job, like --config); "
         "its storage.uri is replaced by this config's, so its relative data path lies under it.",
     )
@@ -63,10 +63,6 @@ class TuneJobConfig(ConfigModel):
     max_concurrent_trials: PositiveInt = 2
     cpus_per_trial: PositiveFloat = 1
     scheduler: AshaSection = AshaSection()
-    mlflow: MlflowConfig = MlflowConfig()
-    storage: StorageConfig = StorageConfig()
-    monitoring: MonitoringConfig = MonitoringConfig()
-    ray: RayConfig = RayConfig()
 
     @model_validator(mode="after")
     def _trials_are_valid_training_configs(self) -> TuneJobConfig:
@@ -78,12 +74,12 @@ class TuneJobConfig(ConfigModel):
         return self
 
     def base_training_config(self) -> Any:
-        """The training config every trial starts from: ``training_config`` with ``overrides``, reading its
+        """The training config every trial starts from: ``train_config`` with ``overrides``, reading its
         data from and writing its checkpoints to this job's ``storage.uri`` (one root for the pipeline)."""
         from mlray.config.loader import load_config
-        from mlray.config.training import TrainingJobConfig
+        from mlray.config.train import TrainJobConfig
 
-        return load_config(TrainingJobConfig, self.training_config,
+        return load_config(TrainJobConfig, self.train_config,
                            [f"storage.uri={self.storage.uri}", *self.overrides])
 
 

@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlray.config.batch_inference import BatchInferenceConfig
+from mlray.config.batch_predict import BatchPredictJobConfig
 from mlray.config.demo import DemoConfig
 from mlray.config.features import FeaturesConfig
 from mlray.config.inference import InferenceConfig
 from mlray.config.loader import load_config
-from mlray.config.or_tools import OrToolsJobConfig
-from mlray.config.preprocessing import PreprocessingConfig
-from mlray.config.training import TrainingJobConfig
+from mlray.config.optimize import OptimizeJobConfig
+from mlray.config.preprocess import PreprocessJobConfig
+from mlray.config.train import TrainJobConfig
 from mlray.demo.services import LocalServices
 from mlray.storage.emulator import free_port
 from mlray.usecases import driver_trips
@@ -73,10 +73,10 @@ def local_storage(config: DemoConfig) -> str:
 
 
 def preprocess(config: DemoConfig) -> dict[str, Any]:
-    from mlray.train.preprocess import run_preprocessing
+    from mlray.usecases.preprocess import run_preprocessing
 
     overrides = [f"storage.uri={local_storage(config)}"]
-    return run_preprocessing(load_config(PreprocessingConfig, config.preprocessing_config, overrides))
+    return run_preprocessing(load_config(PreprocessJobConfig, config.preprocess_config, overrides))
 
 
 def feature_store_overrides(config: DemoConfig) -> list[str]:
@@ -104,7 +104,7 @@ def train(
     overrides = [*config.training_overrides, f"storage.uri={storage_uri}", f"run_name=demo-train-{run_stamp}",
                  f"mlflow.tracking_uri={tracking_uri}",
                  f"data.kwargs.path={prepared['artifacts']['training']}"]  # fmt: skip
-    training = load_config(TrainingJobConfig, config.training_config, overrides)
+    training = load_config(TrainJobConfig, config.train_config, overrides)
     trained = run_training(training)
     summary = {k: trained.get(k) for k in ("status", "metrics", "model_uri", "registered_model", "best_epoch")}
     summary["mlflow_tracking_uri"] = absolute_sqlite_uri(training.mlflow.tracking_uri)
@@ -120,7 +120,7 @@ def solve(config: DemoConfig, instance: str, run_stamp: str) -> dict[str, Any]:
 
     run_name = f"demo-{Path(instance).stem}-{run_stamp}"
     solver_config = load_config(
-        OrToolsJobConfig, config.or_tools_config, [
+        OptimizeJobConfig, config.optimize_config, [
             f"solver.time_limit={config.solve_time_limit}",
             "mlflow.enabled=false",
             f"run_name={run_name}",
@@ -251,7 +251,7 @@ def batch_predict(config: DemoConfig, trained: dict[str, Any], frame: pd.DataFra
     inputs.insert(0, "row_id", range(len(inputs)))
     input_path = output / "batch_input.parquet"
     inputs.to_parquet(input_path, index=False)
-    batch = load_config(BatchInferenceConfig, config.batch_inference_config, [
+    batch = load_config(BatchPredictJobConfig, config.batch_predict_config, [
         f"batch.input_uri={input_path}",
         f"batch.output_uri={output / 'predictions'}",
         f"batch.model_uri={trained['model_uri']}",

@@ -1,6 +1,6 @@
 """Training data through the feature service: Feast's point-in-time join over an entity source.
 
-Named in ``configs/training.yaml``::
+Named in ``configs/train.yaml``::
 
     data:
       loader: mlray.features.historical:feature_service_training_data

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mlray.cluster import init_ray
-from mlray.config.or_tools import ArmSection, OrToolsJobConfig
+from mlray.config.optimize import ArmSection, OptimizeJobConfig
 from mlray.metrics.optimize import OptimizeMetrics
 from mlray.metrics.progress import Progress
 from mlray.optimize.arms.base import ArmSpec, ArmStats, arm_class_of
@@ -133,8 +133,8 @@ class PortfolioOptimizer:
     problem_types: ClassVar[tuple[type, ...]] = ()
     solver_type: ClassVar[str] = ""
 
-    def __init__(self, config: OrToolsJobConfig | None = None) -> None:
-        self.config = config or OrToolsJobConfig()
+    def __init__(self, config: OptimizeJobConfig | None = None) -> None:
+        self.config = config or OptimizeJobConfig()
         if self.config.solver.type not in ("auto", self.solver_type):
             raise ValueError(
                 f"solver.type: {type(self).__name__} expected 'auto' or {self.solver_type!r}, "
@@ -416,7 +416,7 @@ class RoutingOptimizer(PortfolioOptimizer):
         ]
 
 
-def optimizer_for(problem: Problem, config: OrToolsJobConfig) -> PortfolioOptimizer:
+def optimizer_for(problem: Problem, config: OptimizeJobConfig) -> PortfolioOptimizer:
     return SchedulingOptimizer(config) if isinstance(problem, JobShopProblem) else RoutingOptimizer(config)
 
 

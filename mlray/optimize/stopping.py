@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from mlray.config.or_tools import OrToolsJobConfig
+from mlray.config.optimize import OptimizeJobConfig
 from mlray.stop import Clock, FirstOf, MaxRuntime, NoImprovement, StoppingCriterion
 
 
@@ -28,7 +28,7 @@ class SearchStopping:
     relative: bool
 
     @classmethod
-    def from_config(cls, config: OrToolsJobConfig, started: float) -> SearchStopping:
+    def from_config(cls, config: OptimizeJobConfig, started: float) -> SearchStopping:
         """``started``: time.monotonic() when the solve was called."""
         timeouts, total_deadline = config.timeouts, None
         if timeouts.total_runtime is not None:

@@ -1,6 +1,6 @@
 """What a training data loader returns.
 
-A use case names its loader in ``configs/training.yaml``::
+A use case names its loader in ``configs/train.yaml``::
 
     data:
       loader: mlray.train.loaders:parquet_frame      # any package.module:function

@@ -1,4 +1,4 @@
-"""Data loaders shipped with mlray: ``data.loader`` in configs/training.yaml names one of these or your own."""
+"""Data loaders shipped with mlray: ``data.loader`` in configs/train.yaml names one of these or your own."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from mlray.config.training import TrainingJobConfig
+from mlray.config.train import TrainJobConfig
 from mlray.metrics.train import TrainMetrics
 from mlray.models import ModelSpec
 from mlray.train.checkpoint import (capture_rng, checkpoint_dir_name, checkpoint_files, detached_copy, first_valid,
@@ -43,7 +43,7 @@ EpochHook = Callable[[dict[str, Any]], None]
 class LoopSettings:
     """Everything a rank needs besides the data, picklable for Ray."""
 
-    config: TrainingJobConfig
+    config: TrainJobConfig
     spec: ModelSpec
     run_started: float = field(default_factory=time.time)
 

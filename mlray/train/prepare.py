@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mlray.config.training import TrainingJobConfig
+from mlray.config.train import TrainJobConfig
 from mlray.imports import import_object
 from mlray.models import ModelSpec
 from mlray.train.data import TrainingData
@@ -34,7 +34,7 @@ class PreparedData:
         return self.x_train.std(axis=0).tolist()
 
 
-def load_training_data(config: TrainingJobConfig) -> TrainingData:
+def load_training_data(config: TrainJobConfig) -> TrainingData:
     loader = import_object(config.data.loader)
     data = loader(**config.data.loader_kwargs(config.storage))
     if not isinstance(data, TrainingData):
@@ -55,7 +55,7 @@ def split(data: TrainingData, validation_fraction: float, seed: int, task: str) 
     return PreparedData(x[train], y[train], x[val], y[val], list(data.feature_names), dict(data.tags))
 
 
-def model_spec(config: TrainingJobConfig, data: PreparedData) -> ModelSpec:
+def model_spec(config: TrainJobConfig, data: PreparedData) -> ModelSpec:
     """The factory's kwargs completed from the data: input size, feature statistics, classes.
 
     Only keywords the factory accepts are filled in, and the config wins over the data.

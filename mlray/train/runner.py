@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from mlray.cluster import init_ray
-from mlray.config.training import TrainingJobConfig, TrainingSection
+from mlray.config.train import TrainJobConfig, TrainingSection
 from mlray.entrypoint import print_summary
 from mlray.models import ModelSpec, save_bundle
 from mlray.models.mlflow_bundle import log_bundle_model
@@ -41,7 +41,7 @@ class PreparedRun:
     spec: ModelSpec
 
 
-def prepare_run(config: TrainingJobConfig) -> PreparedRun:
+def prepare_run(config: TrainJobConfig) -> PreparedRun:
     """Everything that can be wrong with the use case fails here, before Ray starts."""
     resolve_metrics(config.training.metrics)
     data = split(load_training_data(config), config.training.validation_fraction, config.training.seed,
@@ -51,7 +51,7 @@ def prepare_run(config: TrainingJobConfig) -> PreparedRun:
     return PreparedRun(data, spec)
 
 
-def set_ray_train_env(config: TrainingJobConfig) -> None:
+def set_ray_train_env(config: TrainJobConfig) -> None:
     """The training job's process env (``mlray.process_env``: Ray Train's settings that only exist as
     environment variables, among others) in this driver's environment, where the trainer reads them and
     hands them to its controller. The config value wins over a variable already set."""
@@ -99,7 +99,7 @@ def each_of(hooks: list[Callable[[dict[str, Any]], None]]) -> Callable[[dict[str
     return call_each
 
 
-def run_training(config: TrainingJobConfig, wrap_session: SessionWrapper | None = None) -> dict[str, Any]:
+def run_training(config: TrainJobConfig, wrap_session: SessionWrapper | None = None) -> dict[str, Any]:
     started = time.time()
     try:
         prepared = prepare_run(config)
@@ -222,7 +222,7 @@ def load_models(spec: ModelSpec, checkpoint: Any) -> tuple[nn.Module, nn.Module,
     return best.eval(), final.eval(), loaded.state
 
 
-def export_models(config: TrainingJobConfig, prepared: PreparedRun, checkpoint: Any, run_storage: Storage,
+def export_models(config: TrainJobConfig, prepared: PreparedRun, checkpoint: Any, run_storage: Storage,
                   tracking_uri: str, run_id: str | None, status: str) -> dict[str, Any]:
     """The best model as a bundle (serving, batch inference), logged and registered in MLflow as one too."""
     best, final, state = load_models(prepared.spec, checkpoint)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from mlray.config.training import TrainingTimeoutsConfig
+from mlray.config.train import TrainingTimeoutsConfig
 from mlray.stop import Clock, FirstOf, MaxRuntime, NoImprovement, StoppingCriterion
 
 

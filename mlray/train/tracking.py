@@ -93,7 +93,7 @@ def open_run(settings: MlflowConfig, run_storage: Storage, run_name: str, params
     log_params_once(client, run_id, flatten(params))
     all_tags = {**tags, **{f"system.{k}": v for k, v in system_info().items()}}
     log_in_batches(client, run_id, tags=[mlflow.entities.RunTag(key, str(value)) for key, value in all_tags.items()])
-    client.log_dict(run_id, dict(params), "config/training.yaml")
+    client.log_dict(run_id, dict(params), "config/train.yaml")
     return run_id
 
 

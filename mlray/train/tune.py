@@ -14,7 +14,7 @@ import torch
 
 from mlray.cluster import init_ray
 from mlray.config.loader import ConfigError
-from mlray.config.training import TrainingJobConfig
+from mlray.config.train import TrainJobConfig
 from mlray.config.tune import SearchDimension, TuneJobConfig, trial_config
 from mlray.storage import Storage
 from mlray.train import tracking
@@ -36,7 +36,7 @@ def search_space(dimensions: dict[str, SearchDimension]) -> dict[str, Any]:
     return {key: samplers[d.type](d) for key, d in dimensions.items()}
 
 
-def tune_trial(params: dict[str, Any], base: TrainingJobConfig, data: PreparedData, tracking_uri: str,
+def tune_trial(params: dict[str, Any], base: TrainJobConfig, data: PreparedData, tracking_uri: str,
                experiment_id: str | None, parent_run_id: str | None) -> None:
     """One trial: the base training config with this trial's values, trained in this process."""
     import ray.tune

@@ -32,8 +32,8 @@ SHORTER = {
 }
 
 
-CONFIG_FILES = {"preprocess": "preprocessing.yaml", "materialize": "features.yaml", "train": "training.yaml",
-                "tune": "tune.yaml", "optimize": "or_tools.yaml", "batch_predict": "batch_inference.yaml"}
+CONFIG_FILES = {"preprocess": "preprocess.yaml", "materialize": "features.yaml", "train": "train.yaml",
+                "tune": "tune.yaml", "optimize": "optimize.yaml", "batch_predict": "batch_predict.yaml"}
 
 
 def documented_submissions() -> dict[str, str]:

@@ -21,20 +21,20 @@ from mlray.storage import Storage
 CLIENT_SCRIPT = """
 import json, sys
 from mlray.config.loader import load_config
-from mlray.config.or_tools import OrToolsJobConfig
-from mlray.config.preprocessing import PreprocessingConfig
-from mlray.config.training import TrainingJobConfig
+from mlray.config.optimize import OptimizeJobConfig
+from mlray.config.preprocess import PreprocessJobConfig
+from mlray.config.train import TrainJobConfig
 from mlray.optimize import SchedulingOptimizer
 from mlray.train import run_training
-from mlray.train.preprocess import run_preprocessing
+from mlray.usecases.preprocess import run_preprocessing
 
 address, mlflow_url, storage, data, plots, instance = sys.argv[1:]
-run_preprocessing(load_config(PreprocessingConfig, "configs/preprocessing.yaml",
+run_preprocessing(load_config(PreprocessJobConfig, "configs/preprocess.yaml",
                               [f"output={data}", "driver_trips.num_trips=2000"]))
 session = [f"ray.address={address}", f"storage.uri={storage}", f"mlflow.tracking_uri={mlflow_url}"]
-trained = run_training(load_config(TrainingJobConfig, "configs/training.yaml", [
+trained = run_training(load_config(TrainJobConfig, "configs/train.yaml", [
     *session, f"data.kwargs.path={data}/training.parquet", "training.num_epochs=2", "run_name=client-train"]))
-solver = load_config(OrToolsJobConfig, "configs/or_tools.yaml", [
+solver = load_config(OptimizeJobConfig, "configs/optimize.yaml", [
     *session, f"output.dir={plots}", "solver.time_limit=5", "run_name=client-solve"])
 solved = SchedulingOptimizer(solver).parallel_solve(instance)
 import ray

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mlray.config import ConfigError, OrToolsJobConfig, TrainingJobConfig, load_config
+from mlray.config import ConfigError, OptimizeJobConfig, TrainJobConfig, load_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ spot: {enabled: true, checkpointing: {enabled: true}}
 monitoring: {enable_metrics: true}
 """,
     )
-    config = load_config(TrainingJobConfig, path)
+    config = load_config(TrainJobConfig, path)
     assert config.training.checkpointing.frequency == 5
     assert config.timeouts.iteration == 300
 
@@ -51,47 +51,52 @@ def test_shipped_configs_validate(name):
 def test_invalid_values_name_the_field(tmp_path, text, field, expected):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
-        load_config(TrainingJobConfig, path, environ={})
+        load_config(TrainJobConfig, path, environ={})
     message = str(info.value)
     assert str(path) in message
     assert f"{field}:" in message
     assert expected in message
 
 
+def test_a_config_file_under_its_old_name_points_to_the_new_one(tmp_path):
+    with pytest.raises(ConfigError, match=r"configs/training.yaml is now configs/train.yaml"):
+        load_config(TrainJobConfig, tmp_path / "training.yaml")
+
+
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
-        load_config(TrainingJobConfig, tmp_path / "nope.yaml")
+        load_config(TrainJobConfig, tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(TrainingJobConfig, write(tmp_path, "training: [unclosed"))
+        load_config(TrainJobConfig, write(tmp_path, "training: [unclosed"))
     with pytest.raises(ConfigError, match="expected a mapping"):
-        load_config(TrainingJobConfig, write(tmp_path, "- a list"))
+        load_config(TrainJobConfig, write(tmp_path, "- a list"))
 
 
 def test_precedence_defaults_file_env_set(tmp_path):
     path = write(tmp_path, "training: {batch_size: 16, num_epochs: 7}")
     environ = {"MLRAY_TRAINING__BATCH_SIZE": "24", "MLRAY_SOLVER__TYPE": "routing", "OTHER": "x"}
-    config = load_config(TrainingJobConfig, path, ["training.num_epochs=3"], environ=environ)
+    config = load_config(TrainJobConfig, path, ["training.num_epochs=3"], environ=environ)
     assert config.training.batch_size == 24  # env beats file
     assert config.training.num_epochs == 3  # --set beats file
     assert config.training.checkpointing.frequency == 5  # default kept
-    overridden = load_config(TrainingJobConfig, path, ["training.batch_size=8"], environ=environ)
+    overridden = load_config(TrainJobConfig, path, ["training.batch_size=8"], environ=environ)
     assert overridden.training.batch_size == 8  # --set beats env
 
 
 def test_env_override_for_other_job_is_ignored_but_applies_to_its_own():
     environ = {"MLRAY_SOLVER__TYPE": "routing"}
-    load_config(TrainingJobConfig, None, environ=environ)  # no solver section: ignored
-    assert load_config(OrToolsJobConfig, None, environ=environ).solver.type == "routing"
+    load_config(TrainJobConfig, None, environ=environ)  # no solver section: ignored
+    assert load_config(OptimizeJobConfig, None, environ=environ).solver.type == "routing"
 
 
 def test_set_override_errors_are_config_errors():
     with pytest.raises(ConfigError, match="expected dotted.key=value"):
-        load_config(TrainingJobConfig, None, ["training.batch_size"], environ={})
+        load_config(TrainJobConfig, None, ["training.batch_size"], environ={})
     with pytest.raises(ConfigError, match="training.batch_size"):
-        load_config(TrainingJobConfig, None, ["training.batch_size=-1"], environ={})
+        load_config(TrainJobConfig, None, ["training.batch_size=-1"], environ={})
 
 
-def load_text(tmp_path: Path, text: str, model=TrainingJobConfig, overrides=(), environ=None):
+def load_text(tmp_path: Path, text: str, model=TrainJobConfig, overrides=(), environ=None):
     return load_config(model, write(tmp_path, text), overrides, environ=environ or {})
 
 
@@ -101,7 +106,7 @@ def test_a_file_without_settings_is_refused_but_an_empty_mapping_is_not(tmp_path
         load_text(tmp_path, text)
     assert str(tmp_path / "config.yaml") in str(info.value)
     assert "empty" in str(info.value) or "got null" in str(info.value)
-    assert load_text(tmp_path, "{}\n") == TrainingJobConfig()
+    assert load_text(tmp_path, "{}\n") == TrainJobConfig()
 
 
 @pytest.mark.parametrize(
@@ -117,7 +122,7 @@ def test_a_file_without_settings_is_refused_but_an_empty_mapping_is_not(tmp_path
 )
 def test_a_key_given_twice_is_refused_with_its_lines(tmp_path, text, expected):
     with pytest.raises(ConfigError) as info:
-        load_text(tmp_path, text, OrToolsJobConfig if "solver" in text else TrainingJobConfig)
+        load_text(tmp_path, text, OptimizeJobConfig if "solver" in text else TrainJobConfig)
     assert expected in str(info.value)
     assert str(tmp_path / "config.yaml") in str(info.value)
 
@@ -190,13 +195,13 @@ def test_local_paths_and_well_formed_gcs_uris_pass(tmp_path, uri):
 def test_every_storage_location_read_through_storage_is_checked():
     from pydantic import ValidationError
 
-    from mlray.config import BatchInferenceConfig, PreprocessingConfig
+    from mlray.config import BatchPredictJobConfig, PreprocessJobConfig
 
     with pytest.raises(ValidationError, match="output"):
-        PreprocessingConfig(output="s3://bucket/data")
+        PreprocessJobConfig(output="s3://bucket/data")
     for field in ("input_uri", "output_uri"):
         with pytest.raises(ValidationError, match=field):
-            BatchInferenceConfig.model_validate({"batch": {field: "gs:/bucket/x"}})
+            BatchPredictJobConfig.model_validate({"batch": {field: "gs:/bucket/x"}})
 
 
 def models_with_run_name():
@@ -206,8 +211,8 @@ def models_with_run_name():
 
 
 def test_training_tune_and_optimize_share_the_run_name_rule():
-    assert {model.__name__ for model in models_with_run_name()} >= {"TrainingJobConfig", "TuneJobConfig",
-                                                                     "OrToolsJobConfig"}
+    assert {model.__name__ for model in models_with_run_name()} >= {"TrainJobConfig", "TuneJobConfig",
+                                                                     "OptimizeJobConfig"}
 
 
 @pytest.mark.parametrize("name", ["../../x", "a/b", "..", ".hidden", "-x", "a..b", "a b", "x" * 64, ""])
@@ -227,7 +232,7 @@ def test_errors_are_blamed_on_the_source_of_the_value(tmp_path):
     path = write(tmp_path, "training:\n  lr: 0.1\n  batch_sise: 8\n")
     environ = {"MLRAY_TRAINING__BATCH_SIZE": "0", "MLRAY_TRAINING__NUM_WORKERS__X": "1"}
     with pytest.raises(ConfigError) as info:
-        load_config(TrainingJobConfig, path, ["training.num_epochs=many"], environ=environ)
+        load_config(TrainJobConfig, path, ["training.num_epochs=many"], environ=environ)
     problems = info.value.problems
     assert problems[f"config {path}"] == [
         "training.batch_sise: unknown key (not a field of this section) (line 3)"]
@@ -239,7 +244,7 @@ def test_errors_are_blamed_on_the_source_of_the_value(tmp_path):
 def test_an_env_override_error_does_not_blame_the_file(tmp_path):
     path = write(tmp_path, "training: {batch_size: 16}\n")
     with pytest.raises(ConfigError) as info:
-        load_config(TrainingJobConfig, path, environ={"MLRAY_TRAINING__BATCH_SIZE": "-3"})
+        load_config(TrainJobConfig, path, environ={"MLRAY_TRAINING__BATCH_SIZE": "-3"})
     assert str(path) not in str(info.value)
     assert "invalid environment variable MLRAY_TRAINING__BATCH_SIZE:" in str(info.value)
 
@@ -247,4 +252,4 @@ def test_an_env_override_error_does_not_blame_the_file(tmp_path):
 @pytest.mark.parametrize("bad", ["training..batch_size=1", ".x=1", "x.=1"])
 def test_set_keys_with_empty_levels_are_refused(bad):
     with pytest.raises(ConfigError, match=f"invalid --set {re.escape(bad)}:"):
-        load_config(TrainingJobConfig, None, [bad], environ={})
+        load_config(TrainJobConfig, None, [bad], environ={})

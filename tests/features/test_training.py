@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from mlray.config import TrainingJobConfig
+from mlray.config import TrainJobConfig
 from mlray.features.historical import feature_service_training_data
 from mlray.models import load_bundle
 from mlray.train import run_training
@@ -21,7 +21,7 @@ def test_training_through_the_feature_service_completes_and_its_run_records_the_
         "features_config": str(feature_setup.config_path),
         "feature_service": "driver_trips_v1",
     }
-    config = TrainingJobConfig.model_validate(
+    config = TrainJobConfig.model_validate(
         {
             "run_name": "through-features",
             "data": {"loader": "mlray.features.historical:feature_service_training_data", "kwargs": data_kwargs},

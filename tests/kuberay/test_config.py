@@ -40,11 +40,11 @@ def test_bad_cluster_shapes_fail_naming_the_field(tmp_path, text, expected):
 
 def test_job_catalog_matches_the_contracted_entrypoints():
     assert {(job.name, job.module, job.rayjob_config_file) for job in cluster_jobs()} == {
-        ("train", "jobs.train", "training.yaml"),
+        ("train", "jobs.train", "train.yaml"),
         ("tune", "jobs.tune", "tune.yaml"),
-        ("optimize", "jobs.optimize", "or_tools.yaml"),
-        ("preprocess", "jobs.preprocess", "preprocessing.yaml"),
-        ("batch-predict", "jobs.batch_predict", "batch_inference.yaml"),
+        ("optimize", "jobs.optimize", "optimize.yaml"),
+        ("preprocess", "jobs.preprocess", "preprocess.yaml"),
+        ("batch-predict", "jobs.batch_predict", "batch_predict.yaml"),
         ("materialize", "jobs.materialize", "features.gcp.yaml"),  # the GCP stores on GKE
     }
 
@@ -60,7 +60,7 @@ def test_config_without_timeouts_or_spot_falls_back_to_shared_defaults(tmp_path)
 
 
 def test_registered_config_is_read_from_its_file(tmp_path):
-    (tmp_path / "training.yaml").write_text("timeouts: {total_runtime: null}\nspot: {grace_period: 12}\n")
+    (tmp_path / "train.yaml").write_text("timeouts: {total_runtime: null}\nspot: {grace_period: 12}\n")
     settings = job_settings(job_named("train"), tmp_path)
     assert settings.total_runtime is None and settings.grace_period == 12
     assert settings.deadline_seconds(900) is None

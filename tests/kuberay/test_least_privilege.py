@@ -446,7 +446,7 @@ def test_render_refuses_spot_timing_beyond_the_notice(tmp_path, capsys, security
     message = str(info.value)
     for field in (
         "spot.notice_seconds is 30 s",
-        "spot.grace_period of configs/training.yaml = 25 s",
+        "spot.grace_period of configs/train.yaml = 25 s",
         "spot.teardown_margin_seconds (10 s)",
         "= 35 s",
     ):

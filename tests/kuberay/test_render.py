@@ -83,7 +83,7 @@ def test_rayjob_deadline_and_grace_follow_the_job_config(settings, fresh_render,
 def test_job_config_changes_reach_the_manifests(tmp_path):
     """The renderer reads the job configs: a new total_runtime and grace period show up in the RayJob."""
     shutil.copytree(PROJECT_ROOT / "configs", tmp_path / "configs")
-    training = tmp_path / "configs" / "training.yaml"
+    training = tmp_path / "configs" / "train.yaml"
     data = yaml.safe_load(training.read_text())
     data["timeouts"] = {**data.get("timeouts", {}), "total_runtime": 7200.5}
     data["spot"] = {**data.get("spot", {}), "grace_period": 90}
@@ -113,7 +113,7 @@ def test_rayjob_carries_the_drain_poll_interval_of_its_job_config(tmp_path):
     """RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S of the train RayJob is the train config's
     spot.drain_poll_interval_s (after the entrypoint's overrides), never a fixed number."""
     shutil.copytree(PROJECT_ROOT / "configs", tmp_path / "configs")
-    training = tmp_path / "configs" / "training.yaml"
+    training = tmp_path / "configs" / "train.yaml"
     data = yaml.safe_load(training.read_text())
     data["spot"] = {**data.get("spot", {}), "drain_poll_interval_s": 2.5}
     training.write_text(yaml.safe_dump(data))

@@ -91,12 +91,12 @@ def materialize_and_look_up(root: Path) -> None:
 
 
 def train(root: Path) -> None:
-    from mlray.config import PreprocessingConfig
+    from mlray.config import PreprocessJobConfig
     from mlray.train import run_training
-    from mlray.train.preprocess import run_preprocessing
+    from mlray.usecases.preprocess import run_preprocessing
 
     data = root / "data"
-    run_preprocessing(PreprocessingConfig(output=str(data), driver_trips={"num_drivers": 40, "hours": 24,
+    run_preprocessing(PreprocessJobConfig(output=str(data), driver_trips={"num_drivers": 40, "hours": 24,
                                                                            "num_trips": 3000}))
     config = training_config(data, str(root / "storage"), f"sqlite:///{root / 'mlflow.db'}",
                              run_name="observed", training={"num_epochs": 8})
@@ -105,11 +105,11 @@ def train(root: Path) -> None:
 
 
 def solve(root: Path) -> None:
-    from mlray.config.or_tools import OrToolsJobConfig
+    from mlray.config.optimize import OptimizeJobConfig
     from mlray.optimize import SchedulingOptimizer, read_problem
     from mlray.optimize.instances import path
 
-    config = OrToolsJobConfig.model_validate({
+    config = OptimizeJobConfig.model_validate({
         "run_name": "observed-solve", "storage": {"uri": str(root / "storage")}, "output": {"dir": str(root)},
         "mlflow": {"enabled": False}, "solver": {"time_limit": 20, "poll_interval": 0.2},
     })

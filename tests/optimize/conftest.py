@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mlray.config.loader import set_dotted
-from mlray.config.or_tools import OrToolsJobConfig
+from mlray.config.optimize import OptimizeJobConfig
 from mlray.optimize import instances
 
 
@@ -22,7 +22,7 @@ def instance():
 def make_config(tmp_path: Path):
     """A config writing under tmp_path, MLflow off unless asked; overrides as dotted keys."""
 
-    def build(**overrides: Any) -> OrToolsJobConfig:
+    def build(**overrides: Any) -> OptimizeJobConfig:
         tree: dict[str, Any] = {
             "run_name": "test",
             "storage": {"uri": str(tmp_path / "storage")},
@@ -32,6 +32,6 @@ def make_config(tmp_path: Path):
         }
         for key, value in overrides.items():
             set_dotted(tree, key.replace("__", "."), value)
-        return OrToolsJobConfig.model_validate(tree)
+        return OptimizeJobConfig.model_validate(tree)
 
     return build

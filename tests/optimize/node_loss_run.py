@@ -31,7 +31,7 @@ from typing import Any
 import ray
 from ray.cluster_utils import Cluster
 
-from mlray.config.or_tools import OrToolsJobConfig
+from mlray.config.optimize import OptimizeJobConfig
 from mlray.optimize import SchedulingOptimizer, read_problem
 from mlray.storage.emulator import free_port
 from tests.optimize.solving import BackgroundSolve, resplit_to_one_of, split_to_the_leader
@@ -42,12 +42,12 @@ POLL_S = 0.1
 SOLVE_TIMEOUT_S = 240
 
 
-def node_loss_config(workdir: Path, run_name: str = "node-loss", time_limit: float = 24) -> OrToolsJobConfig:
+def node_loss_config(workdir: Path, run_name: str = "node-loss", time_limit: float = 24) -> OptimizeJobConfig:
     """ta01 (not proven optimal in seconds, so the search is still on after the loss), the default two-arm
     portfolio, the race over after 15 % of the time; defaults otherwise (``lost_after`` included)."""
     from mlray.optimize import instances
 
-    return OrToolsJobConfig.model_validate({
+    return OptimizeJobConfig.model_validate({
         "run_name": run_name,
         "problem": {"path": str(instances.path("jsp/ta01"))},
         "storage": {"uri": str(workdir / "storage")},
@@ -87,7 +87,7 @@ def main(config_path: Path, result_path: Path) -> None:
         cluster = Cluster(initialize_head=True, shutdown_at_exit=False, head_node_args={
             "num_cpus": 0, "include_dashboard": False, "dashboard_agent_listen_port": free_port()})
         workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
-        config = OrToolsJobConfig.model_validate(json.loads(config_path.read_text()))
+        config = OptimizeJobConfig.model_validate(json.loads(config_path.read_text()))
         ray_section = config.ray.model_copy(update={"address": cluster.address})
         config = config.model_copy(update={"ray": ray_section})
         solve = BackgroundSolve(SchedulingOptimizer(config), read_problem(config.problem.path))

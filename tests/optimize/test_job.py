@@ -18,7 +18,7 @@ def test_ray_job_submit_solves_ft06_and_prints_a_json_summary(ray_cluster, insta
     path = instance("jsp/ft06")
     result = submit(
         ray_cluster.dashboard_url,
-        sys.executable, "-m", "jobs.optimize", "--config", "configs/or_tools.yaml",
+        sys.executable, "-m", "jobs.optimize", "--config", "configs/optimize.yaml",
         "--set", f"problem.path={path}", "--set", "solver.time_limit=20",
         "--set", f"storage.uri={tmp_path / 'storage'}", "--set", f"output.dir={tmp_path / 'out'}",
         "--set", "mlflow.enabled=false",
@@ -39,7 +39,7 @@ def test_malformed_problem_file_fails_with_a_summary_before_any_solve(tmp_path):
             "-m",
             "jobs.optimize",
             "--config",
-            "configs/or_tools.yaml",
+            "configs/optimize.yaml",
             "--set",
             f"problem.path={bad}",
         ],

@@ -54,7 +54,7 @@ def test_killed_driver_resumes_from_the_checkpointed_incumbent(ray_cluster, inst
         "-m",
         "jobs.optimize",
         "--config",
-        "configs/or_tools.yaml",
+        "configs/optimize.yaml",
         "--set",
         f"problem.path={path}",
         "--set",

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mlray.cluster.local import client_env
-from mlray.config.batch_inference import BatchInferenceConfig
+from mlray.config.batch_predict import BatchPredictJobConfig
 from mlray.serve.offline.batch import run_batch_inference
 from mlray.usecases.driver_trips import FEATURE_COLUMNS
 from tests.serve.conftest import assert_same_predictions, expected, sample_rows
@@ -37,7 +37,7 @@ def read_predictions(folder: Path) -> pd.DataFrame:
 
 def test_batch_predictions_equal_the_online_routes(deploy, bundles, features_parquet, tmp_path):
     path, rows = features_parquet
-    config = BatchInferenceConfig.model_validate(
+    config = BatchPredictJobConfig.model_validate(
         {"batch": {"input_uri": str(path), "output_uri": str(tmp_path / "out"), "model_uri": bundles.uri("v1"),
                    "batch_size": 64, "concurrency": 1}}
     )
@@ -57,7 +57,7 @@ def test_batch_predictions_equal_the_online_routes(deploy, bundles, features_par
 def test_missing_input_columns_fail_before_any_work(bundles, tmp_path):
     path = tmp_path / "partial.parquet"
     pd.DataFrame({"conv_rate": [0.1]}).to_parquet(path)
-    config = BatchInferenceConfig.model_validate(
+    config = BatchPredictJobConfig.model_validate(
         {"batch": {"input_uri": str(path), "output_uri": str(tmp_path / "out"), "model_uri": bundles.uri("v1")}}
     )
     with pytest.raises(ValueError, match=r"lacks model input columns \['acc_rate'"):
@@ -69,7 +69,7 @@ def test_missing_input_columns_fail_before_any_work(bundles, tmp_path):
 def test_the_job_entrypoint_joins_the_cluster_and_prints_a_summary(ray_cluster, bundles, features_parquet, tmp_path):
     """What ``ray job submit -- python -m jobs.batch_predict ...`` runs: the entrypoint with RAY_ADDRESS set."""
     path, rows = features_parquet
-    config_file = tmp_path / "batch_inference.yaml"
+    config_file = tmp_path / "batch_predict.yaml"
     config_file.write_text(yaml.safe_dump({"batch": {
         "input_uri": str(path), "output_uri": str(tmp_path / "job_out"), "model_uri": bundles.uri("v2"),
         "concurrency": 1,
@@ -97,7 +97,7 @@ def test_batch_inference_reads_a_registry_alias_through_the_same_safe_loader(
     ray_cluster, registered, bundles, features_parquet, tmp_path
 ):
     path, rows = features_parquet
-    config = BatchInferenceConfig.model_validate(
+    config = BatchPredictJobConfig.model_validate(
         {"batch": {"input_uri": str(path), "output_uri": str(tmp_path / "out"),
                    "model_uri": "models:/driver-trips@champion", "concurrency": 1},
          "mlflow": {"tracking_uri": registered}}

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from mlray.config.loader import ConfigError, validate_data
-from mlray.config.or_tools import OrToolsJobConfig
-from mlray.config.training import TrainingJobConfig
+from mlray.config.optimize import OptimizeJobConfig
+from mlray.config.train import TrainJobConfig
 from mlray.optimize.stopping import SearchStopping
 from mlray.stop import MaxRuntime, NoImprovement
 from mlray.train.stopping import StopReason, TrainingStops
 
 
 def test_training_builds_its_limits_named_for_their_stop_reason(clock):
-    config = TrainingJobConfig.model_validate({
+    config = TrainJobConfig.model_validate({
         "training": {"monitor": {"metric": "val_accuracy", "mode": "max"}, "metrics": ["accuracy"]},
         "timeouts": {"total_runtime": 100, "iteration": 10, "no_improvement": 30,
                      "improvement": {"threshold": 0.01}},
@@ -31,7 +31,7 @@ def test_training_builds_its_limits_named_for_their_stop_reason(clock):
 
 
 def test_training_defaults_and_disabled_limits(clock):
-    defaults = TrainingJobConfig().timeouts
+    defaults = TrainJobConfig().timeouts
     assert (defaults.total_runtime, defaults.iteration, defaults.no_improvement) == (3600, 300, None)
     assert (defaults.improvement.threshold, defaults.improvement.relative) == (0.0, False)  # an absolute gain
     off = defaults.model_copy(update={"total_runtime": None, "iteration": None})
@@ -42,7 +42,7 @@ def test_training_defaults_and_disabled_limits(clock):
 
 
 def test_optimization_builds_its_limits_from_its_own_section(clock):
-    config = OrToolsJobConfig.model_validate({
+    config = OptimizeJobConfig.model_validate({
         "solver": {"time_limit": 60},
         "timeouts": {"total_runtime": 40, "round": 5, "no_improvement": 2,
                      "improvement": {"threshold": 0.01}},
@@ -66,7 +66,7 @@ def test_optimization_builds_its_limits_from_its_own_section(clock):
 
 
 def test_optimization_defaults_time_limit_and_no_stall_rule(clock):
-    config = OrToolsJobConfig.model_validate({"solver": {"time_limit": 60}})
+    config = OptimizeJobConfig.model_validate({"solver": {"time_limit": 60}})
     timeouts = config.timeouts
     assert (timeouts.total_runtime, timeouts.round, timeouts.no_improvement) == (3600, 300, None)
     assert (timeouts.improvement.threshold, timeouts.improvement.relative) == (0.0, True)  # a fraction
@@ -81,11 +81,11 @@ def test_optimization_defaults_time_limit_and_no_stall_rule(clock):
 @pytest.mark.parametrize(
     ("model", "timeouts", "expected"),
     [
-        (TrainingJobConfig, {"improvement_threshold": 0.1}, "'improvement_threshold' is no longer a key: use "
+        (TrainJobConfig, {"improvement_threshold": 0.1}, "'improvement_threshold' is no longer a key: use "
          "improvement: {threshold: <value>} (an absolute gain"),
-        (OrToolsJobConfig, {"improvement_threshold": 0.1}, "'improvement_threshold' is no longer a key: use "
+        (OptimizeJobConfig, {"improvement_threshold": 0.1}, "'improvement_threshold' is no longer a key: use "
          "improvement: {threshold: <value>} (a fraction of the incumbent"),
-        (OrToolsJobConfig, {"iteration": 10}, "'iteration' is no longer a key: use round"),
+        (OptimizeJobConfig, {"iteration": 10}, "'iteration' is no longer a key: use round"),
     ],
 )
 def test_old_keys_fail_naming_what_to_use_instead(model, timeouts, expected):

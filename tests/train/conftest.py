@@ -7,19 +7,19 @@ from typing import Any
 
 import pytest
 
-from mlray.config import PreprocessingConfig, TrainingJobConfig
-from mlray.train.preprocess import TRAINING_FILE, run_preprocessing
+from mlray.config import PreprocessJobConfig, TrainJobConfig
+from mlray.usecases.preprocess import TRAINING_FILE, run_preprocessing
 
 
 @pytest.fixture(scope="session")
 def small_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("driver_trips")
-    run_preprocessing(PreprocessingConfig(output=str(folder), driver_trips={"num_drivers": 40, "hours": 24,
+    run_preprocessing(PreprocessJobConfig(output=str(folder), driver_trips={"num_drivers": 40, "hours": 24,
                                                                              "num_trips": 3000}))
     return folder
 
 
-def training_config(data_dir: Path, storage_uri: str, mlflow_uri: str, **sections: Any) -> TrainingJobConfig:
+def training_config(data_dir: Path, storage_uri: str, mlflow_uri: str, **sections: Any) -> TrainJobConfig:
     """A tiny, fast training config; ``sections`` override top-level sections (merged one level deep)."""
     base: dict[str, Any] = {
         "run_name": "t",
@@ -33,4 +33,4 @@ def training_config(data_dir: Path, storage_uri: str, mlflow_uri: str, **section
     }
     for name, value in sections.items():
         base[name] = {**base[name], **value} if isinstance(value, dict) and isinstance(base.get(name), dict) else value
-    return TrainingJobConfig.model_validate(base)
+    return TrainJobConfig.model_validate(base)

@@ -33,7 +33,7 @@ from typing import Any
 import ray
 from ray.cluster_utils import Cluster
 
-from mlray.config import TrainingJobConfig
+from mlray.config import TrainJobConfig
 from mlray.ray_private import drain_node_for_preemption
 from mlray.storage import Storage
 from mlray.storage.emulator import free_port
@@ -59,7 +59,7 @@ def mlflow_run_id(mlflow_uri: str) -> str | None:
 class Spot(threading.Thread):
     """Drains the worker node during epoch 2, then replaces it, recording when each step happened."""
 
-    def __init__(self, cluster: Cluster, node: Any, config: TrainingJobConfig, result: dict[str, Any]):
+    def __init__(self, cluster: Cluster, node: Any, config: TrainJobConfig, result: dict[str, Any]):
         super().__init__(name="spot", daemon=True)
         self.cluster, self.node, self.config, self.result = cluster, node, config, result
         self.times: dict[str, float] = result.setdefault("times", {})
@@ -138,7 +138,7 @@ def main(config_path: Path, result_path: Path) -> None:
     try:
         node = cluster.add_node(num_cpus=NODE_CPUS)
         result.update(head_node=cluster.head_node.node_id, drained_node=node.node_id)
-        config = TrainingJobConfig.model_validate(json.loads(config_path.read_text()))
+        config = TrainJobConfig.model_validate(json.loads(config_path.read_text()))
         config = config.model_copy(update={"ray": config.ray.model_copy(update={"address": cluster.address})})
         started = time.monotonic()
         spot = Spot(cluster, node, config, result)

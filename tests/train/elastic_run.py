@@ -30,7 +30,7 @@ from typing import Any
 import ray
 from ray.cluster_utils import Cluster
 
-from mlray.config import TrainingJobConfig
+from mlray.config import TrainJobConfig
 from mlray.storage.emulator import free_port
 from mlray.train.runner import run_training
 from mlray.train.session import StepLog, read_step_log, step_log_starts
@@ -108,7 +108,7 @@ def main(config_path: Path, result_path: Path) -> None:
         "num_cpus": 0, "include_dashboard": False, "dashboard_agent_listen_port": free_port()})
     try:
         nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
-        config = TrainingJobConfig.model_validate(json.loads(config_path.read_text()))
+        config = TrainJobConfig.model_validate(json.loads(config_path.read_text()))
         config = config.model_copy(update={"ray": config.ray.model_copy(update={"address": cluster.address})})
         log_path = result_path.with_suffix(".steps")
         loss = NodeLoss(cluster, nodes[1], log_path, result)

@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from mlray.config import TrainingJobConfig
+from mlray.config import TrainJobConfig
 from mlray.config.loader import ConfigError
 from mlray.train.loop import PositionedSampler
 from mlray.train.runner import scaling_workers
 
 
 def section(**training):
-    return TrainingJobConfig.model_validate({"training": training}).training
+    return TrainJobConfig.model_validate({"training": training}).training
 
 
 def test_each_worker_takes_an_equal_share_of_the_fixed_global_batch():

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_training_job_runs_through_ray_job_submit(ray_cluster, mlflow_server, small_data_dir, tmp_path):
     config = training_config(small_data_dir, str(tmp_path / "storage"), mlflow_server.url,
                              run_name="submitted", training={"num_epochs": 2})
-    config_path = tmp_path / "training.yaml"
+    config_path = tmp_path / "train.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
 
     result = submit(ray_cluster.dashboard_url, sys.executable, "-m", "jobs.train", "--config", str(config_path))

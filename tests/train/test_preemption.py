@@ -29,7 +29,7 @@ def test_sigterm_to_the_job_checkpoints_then_resumes_in_the_same_mlflow_run(ray_
                              training={"num_epochs": 40, "batch_size": 16,
                                        "checkpointing": {"frequency": 1000, "keep_best": 1}},
                              spot={"grace_period": 90})
-    config_path = tmp_path / "training.yaml"
+    config_path = tmp_path / "train.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     env = {**os.environ, "RAY_ADDRESS": ray_cluster.gcs_address, "RAY_AUTH_MODE": "token"}
     job = subprocess.Popen([sys.executable, "-m", "jobs.train", "--config", str(config_path)], cwd=PROJECT_ROOT,

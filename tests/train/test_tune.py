@@ -17,12 +17,12 @@ from tests.train.conftest import training_config
 def write_configs(tmp_path, small_data_dir, **tune_fields):
     training = training_config(small_data_dir, str(tmp_path / "storage"), f"sqlite:///{tmp_path}/m.db",
                                training={"num_workers": 1, "num_epochs": 3})
-    training_path = tmp_path / "training.yaml"
+    training_path = tmp_path / "train.yaml"
     training_path.write_text(yaml.safe_dump(training.model_dump(mode="json")))
     tune_path = tmp_path / "tune.yaml"
     tune_path.write_text(yaml.safe_dump({
         "run_name": "search",
-        "training_config": str(training_path),
+        "train_config": str(training_path),
         "search_space": {"training.lr": {"type": "loguniform", "low": 1e-3, "high": 5e-2},
                          "training.batch_size": {"type": "choice", "values": [128, 256]}},
         "num_samples": 4,

@@ -9,11 +9,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from mlray.config import PreprocessingConfig, TrainingJobConfig
-from mlray.config.training import TrainingTimeoutsConfig
+from mlray.config import PreprocessJobConfig, TrainJobConfig
+from mlray.config.train import TrainingTimeoutsConfig
 from mlray.train.loaders import parquet_frame
 from mlray.train.metrics import resolve_metrics
-from mlray.train.preprocess import DRIVER_STATS_FILE, TRAINING_FILE, TRIPS_FILE, run_preprocessing
+from mlray.usecases.preprocess import DRIVER_STATS_FILE, TRAINING_FILE, TRIPS_FILE, run_preprocessing
 from mlray.train.stopping import EarlyStopping, MetricTracker, StopReason, TrainingStops
 from tests.train.conftest import training_config
 
@@ -68,11 +68,11 @@ def test_training_stops_name_the_limit_that_fired():
 )
 def test_training_config_rejects_bad_use_case_settings(section, expected):
     with pytest.raises(ValidationError, match=expected):
-        TrainingJobConfig.model_validate(section)
+        TrainJobConfig.model_validate(section)
 
 
 def test_preprocessing_writes_feature_store_sources_and_training_frame(tmp_path):
-    summary = run_preprocessing(PreprocessingConfig(output=str(tmp_path), driver_trips={"num_trips": 500,
+    summary = run_preprocessing(PreprocessJobConfig(output=str(tmp_path), driver_trips={"num_trips": 500,
                                                                                       "num_drivers": 10}))
     assert summary["status"] == "ok"
     for name in (DRIVER_STATS_FILE, TRIPS_FILE, TRAINING_FILE):

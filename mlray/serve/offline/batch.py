@@ -16,7 +16,7 @@ import torch
 from ray.data import SaveMode
 
 from mlray.cluster.runtime import init_ray
-from mlray.config.batch_inference import BatchInferenceConfig
+from mlray.config.batch_predict import BatchPredictJobConfig
 from mlray.models.bundle import default_policy
 from mlray.models.trust import LoadPolicy
 from mlray.serve.prediction.versions import LoadedModel, load_model_version
@@ -57,7 +57,7 @@ def input_columns(storage: Storage) -> list[str]:
     return list(dataset.schema.names)
 
 
-def run_batch_inference(config: BatchInferenceConfig) -> dict[str, Any]:
+def run_batch_inference(config: BatchPredictJobConfig) -> dict[str, Any]:
     import ray
 
     batch = config.batch

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlray.config.preprocessing import PreprocessingConfig
+from mlray.config.preprocess import PreprocessJobConfig
 from mlray.storage import Storage
 from mlray.usecases import driver_trips
 
@@ -21,7 +21,7 @@ def write_parquet(storage: Storage, name: str, frame: pd.DataFrame) -> str:
     return storage.url(name)
 
 
-def run_preprocessing(config: PreprocessingConfig) -> dict[str, Any]:
+def run_preprocessing(config: PreprocessJobConfig) -> dict[str, Any]:
     settings = config.driver_trips
     data = driver_trips.generate(settings.num_drivers, settings.hours, settings.num_trips, settings.seed)
     frame = driver_trips.training_frame(data)

@@ -1,4 +1,4 @@
-"""Model of configs/preprocessing.yaml: the default use case's data, written as Parquet."""
+"""Model of configs/preprocess.yaml: the default use case's data, written as Parquet."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class DriverTripsSection(ConfigModel):
     seed: NonNegativeInt = 0
 
 
-class PreprocessingConfig(ConfigModel):
+class PreprocessJobConfig(ConfigModel):
     output: Location = Field(
         default="data/processed",
         description="Folder for driver_stats.parquet, trips.parquet and training.parquet." + UNDER_STORAGE,

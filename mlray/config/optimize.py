@@ -1,4 +1,4 @@
-"""Model of configs/or_tools.yaml (and configs/or_tools_*.yaml): the optimisation job."""
+"""Model of configs/optimize.yaml: the optimization job (``mlray optimize``, ``python -m jobs.optimize``)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,9 @@ from mlray.config.base import (
 from mlray.config.sections import (
     UNDER_STORAGE,
     ImprovementConfig,
+    JobConfig,
     Location,
-    MlflowConfig,
-    MonitoringConfig,
-    RayConfig,
     SpotConfig,
-    StorageConfig,
     TimeoutsConfig,
 )
 
@@ -165,7 +162,7 @@ class OutputSection(ConfigModel):
     )
 
 
-class OrToolsJobConfig(ConfigModel):
+class OptimizeJobConfig(JobConfig):
     run_name: RunName = "mlray-optimize"
     problem: ProblemSection = ProblemSection()
     solver: SolverSection = SolverSection()
@@ -173,7 +170,3 @@ class OrToolsJobConfig(ConfigModel):
     checkpoint: CheckpointSection = CheckpointSection()
     output: OutputSection = OutputSection()
     spot: SpotConfig = SpotConfig()
-    monitoring: MonitoringConfig = MonitoringConfig()
-    mlflow: MlflowConfig = MlflowConfig()
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()

@@ -1,4 +1,4 @@
-"""Model of configs/training.yaml: a use case (data, model, metrics) trained with DDP on Ray Train."""
+"""Model of configs/train.yaml: a use case (data, model, metrics) trained with DDP on Ray Train."""
 
 from __future__ import annotations
 
@@ -14,14 +14,7 @@ from mlray.config.base import (
     PositiveInt,
     RunName,
 )
-from mlray.config.sections import (
-    MlflowConfig,
-    MonitoringConfig,
-    RayConfig,
-    SpotConfig,
-    StorageConfig,
-    TimeoutsConfig,
-)
+from mlray.config.sections import JobConfig, SpotConfig, StorageConfig, TimeoutsConfig
 from mlray.storage.locations import LOCATION_EXPECTED, check_location
 
 # Loader arguments that name data (parquet_frame's path, the feature-service loader's entity_source):
@@ -234,14 +227,10 @@ class TrainingTimeoutsConfig(TimeoutsConfig):
     )
 
 
-class TrainingJobConfig(ConfigModel):
+class TrainJobConfig(JobConfig):
     run_name: RunName = "mlray-train"
     data: DataSection = DataSection()
     model: ModelSection = ModelSection()
     training: TrainingSection = TrainingSection()
     timeouts: TrainingTimeoutsConfig = TrainingTimeoutsConfig()
     spot: SpotConfig = SpotConfig()
-    monitoring: MonitoringConfig = MonitoringConfig()
-    mlflow: MlflowConfig = MlflowConfig()
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()

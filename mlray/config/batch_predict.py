@@ -1,4 +1,4 @@
-"""Model of configs/batch_inference.yaml: offline predictions with Ray Data."""
+"""Model of configs/batch_predict.yaml: offline predictions with Ray Data."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class BatchSection(ConfigModel):
     num_cpus_per_actor: PositiveFloat = 1.0
 
 
-class BatchInferenceConfig(ConfigModel):
+class BatchPredictJobConfig(ConfigModel):
     batch: BatchSection = BatchSection()
     ray: RayConfig = RayConfig()
     mlflow: MlflowConfig = MlflowConfig()
