@@ -1,7 +1,7 @@
 """Serving rows of ``python -m bench.chaos``: failed requests through a replica SIGKILL and a node drain, per proxy;
 a regressed canary's time to rollback and the requests it cost.
 
-Each fault case runs on its own two-node cluster (``mlray.serve.local_cluster.two_node_app``), not the shared one:
+Each fault case runs on its own two-node cluster (``bench.support.serving_cluster.two_node_app``), not the shared one:
 the proxy mode is cluster-wide and read when Ray starts. The canary regressions (``mlray.serve.faults``) run as a
 Serve app on the shared cluster.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlray.serve.local_cluster import fault_under_load, two_node_app
+from bench.support.serving_cluster import fault_under_load, two_node_app
 
 BODY = {"instances": [[0.5, 0.5, 10.0, 5.0]]}
 
@@ -54,10 +54,10 @@ def canary_regressions(ctx: Any) -> list[Any]:
     from ray import serve
 
     from bench.chaos import Row, median_max
+    from bench.support.load import load_until_rollout
     from mlray.config.inference import InferenceConfig
     from mlray.serve.app import build_application
     from mlray.serve.faults import regression_sections, save_regressions
-    from mlray.serve.load import load_until_rollout
     from mlray.storage.emulator import free_port
     from mlray.usecases.driver_trips import FEATURE_COLUMNS
 

@@ -59,14 +59,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import alternating, markdown_table, write_result
-from mlray.serve.cluster_env import (
-    SERVING_ENV,
-    admin_sockets,
-    haproxy_binary,
-    haproxy_snapshot,
-    local_haproxy_env,
-    stop_haproxy,
-)
+from bench.support.haproxy import admin_sockets, haproxy_snapshot, local_haproxy_env, stop_haproxy
+from mlray.serve.cluster_env import SERVING_ENV, haproxy_binary
 from mlray.serve.api.schemas import PredictRequest  # module level: FastAPI resolves the handler's annotation here
 
 HIDDEN = (4096, 4096, 4096)

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from bench.support.haproxy import local_haproxy_env, stop_haproxy
 from mlray.cluster.local import (
     LocalClusterPorts,
     client_env,
@@ -37,7 +38,6 @@ from mlray.cluster.local import (
     stop_head,
 )
 from mlray.kuberay.dockerfile import copies, image_env, parse
-from mlray.serve.cluster_env import local_haproxy_env, stop_haproxy
 from mlray.storage.emulator import free_port
 from tests.job_submit import retried
 

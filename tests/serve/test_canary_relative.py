@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.support.load import SteadyLoad, load_until_rollout
 from mlray.serve.faults import regression_sections, save_regressions
-from mlray.serve.load import SteadyLoad, load_until_rollout
 from mlray.usecases.driver_trips import FEATURE_COLUMNS
 from tests.serve.conftest import HIDDEN, Bundles, sample_rows, wait_for
 

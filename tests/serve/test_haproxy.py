@@ -29,20 +29,18 @@ import httpx
 import pytest
 import yaml
 
-from mlray.cluster.local import client_env, ray_executable
-from mlray.cluster.runtime import worker_env_vars
-from mlray.serve.cluster_env import (
-    HAPROXY_FLAG,
-    SERVING_ENV,
+from bench.support.haproxy import (
     HAProxySnapshot,
     admin_sockets,
-    haproxy_binary,
     haproxy_snapshot,
     local_haproxy_env,
     requests_by_server,
     stop_haproxy,
 )
-from mlray.serve.local_cluster import stop_marked
+from bench.support.serving_cluster import stop_marked
+from mlray.cluster.local import client_env, ray_executable
+from mlray.cluster.runtime import worker_env_vars
+from mlray.serve.cluster_env import HAPROXY_FLAG, SERVING_ENV, haproxy_binary
 from mlray.storage.emulator import free_port
 from tests.serve.conftest import assert_same_predictions, base_config, expected, sample_rows, wait_for
 

@@ -27,15 +27,10 @@ from typing import Any
 
 import yaml
 
+from bench.support.haproxy import local_haproxy_env, pids_where, stop_haproxy, terminate
 from mlray.cluster.local import client_env, ray_executable
 from mlray.cluster.runtime import worker_env_vars
-from mlray.serve.cluster_env import (
-    SERVING_ENV,
-    local_haproxy_env,
-    pids_where,
-    stop_haproxy,
-    terminate,
-)
+from mlray.serve.cluster_env import SERVING_ENV
 from mlray.storage.emulator import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -218,7 +213,7 @@ def fault_under_load(
     import signal
     import time
 
-    from mlray.serve.load import SteadyLoad
+    from bench.support.load import SteadyLoad
 
     headers = {"Authorization": f"Bearer {cluster.api_key}"}
     with SteadyLoad(cluster.url, body, concurrency, headers) as load:
