@@ -4,6 +4,9 @@ Only cluster shape, identity and networking live here. How long a job may run
 and how long a spot node needs to checkpoint come from each job's own config
 (``timeouts.total_runtime``, ``spot.grace_period``), so the manifests and the
 local runs read the same numbers.
+
+Length: one model per config file, so every section of configs/kuberay.yaml is here with the
+descriptions that make the configuration reference.
 """
 
 from __future__ import annotations

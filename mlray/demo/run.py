@@ -10,6 +10,9 @@ overrides, on a local Ray cluster and a local GCS emulator that
 
 Every run trains and solves afresh (run names carry the run's start time), and
 the demo fails unless every step ran.
+
+Length: the demo is one recipe, read top to bottom in the order it runs; each step is a short function
+over the library, and splitting them apart would hide the order.
 """
 
 from __future__ import annotations

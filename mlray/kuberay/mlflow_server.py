@@ -6,7 +6,7 @@ database URI comes from a Secret created out of band), and artifacts in GCS
 (``--serve-artifacts``: jobs upload through the server, only its own Workload
 Identity needs the bucket). The Service is named ``mlflow``: the RayJobs'
 tracking URI (``manifests.mlflow_uri``) names it. Its NetworkPolicy is rendered
-with the others (``manifests.network_policies``, pods labelled
+with the others (``network.network_policies``, pods labelled
 ``network.mlflow_pod_labels``).
 """
 

@@ -6,6 +6,9 @@ default seccomp profile. What Ray must write gets an ``emptyDir`` with a
 ``sizeLimit``: ``/tmp``, Ray's session directory ``/tmp/ray`` (logs, sockets,
 spilled objects) and a memory-backed ``/dev/shm`` for the object store.
 No pod mounts a Kubernetes API token, except the head's autoscaler sidecar.
+
+Length: the head, worker and submitter templates share every hardening helper here; apart, each
+template would import the others' pieces and the one place to check a pod's hardening would be gone.
 """
 
 from __future__ import annotations

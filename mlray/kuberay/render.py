@@ -18,7 +18,7 @@ import yaml
 from mlray.config.base import ConfigModel
 from mlray.config.kuberay import KubeRayConfig
 from mlray.config.loader import ConfigError, load_config
-from mlray.kuberay import alerts, manifests
+from mlray.kuberay import access, alerts, manifests, network
 from mlray.kuberay.mlflow_server import mlflow_server_manifests
 from mlray.kuberay.pods import Manifest, spot_termination_grace
 from mlray.kuberay.workloads import JobSettings, all_job_settings, load_job_config, serve_settings
@@ -192,13 +192,13 @@ def render(inputs: RenderInputs) -> dict[str, str]:
             ],
         )
     # RBAC and network policies follow the clusters actually rendered: who autoscales, which pods are whose.
-    refs = manifests.ray_cluster_refs([document for document, _ in clusters.values()])
+    refs = access.ray_cluster_refs([document for document, _ in clusters.values()])
     files = {
         "namespace.yaml": dump_documents([namespace(config)]),
         "rbac.yaml": dump_documents(
-            manifests.service_accounts(config, commands) + manifests.autoscaler_rbac(config, refs)
+            access.service_accounts(config, commands) + access.autoscaler_rbac(config, refs)
         ),
-        "networkpolicies.yaml": dump_documents(manifests.network_policies(config, refs)),
+        "networkpolicies.yaml": dump_documents(network.network_policies(config, refs)),
         "monitoring.yaml": dump_documents(manifests.monitors(config)),
     }
     if config.monitoring.alerts.enabled:

@@ -30,7 +30,7 @@ from mlray.kuberay.image_hashes import (
     read_lock,
     stale_pins,
 )
-from mlray.kuberay.manifests import AUTOSCALER_RULES
+from mlray.kuberay.access import AUTOSCALER_RULES
 from mlray.kuberay.pods import API_TOKEN_DIR, quantity_bytes
 from mlray.kuberay.render import RenderInputs, SpotNoticeError, render
 

@@ -74,7 +74,7 @@ def test_disabled_server_renders_no_manifests():
 
 
 def test_the_server_reaches_its_cloud_sql_instance_and_nothing_else_on_database_ports(kuberay_config):
-    from mlray.kuberay.manifests import network_policies
+    from mlray.kuberay.network import network_policies
 
     config = kuberay_config.model_copy(deep=True)
     config.mlflow_server.database.instance_cidrs = ["10.20.0.0/24"]
