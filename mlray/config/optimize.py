@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from mlray.config.base import (
     ConfigModel,
@@ -24,6 +24,26 @@ from mlray.config.sections import (
 )
 
 
+def _registered_kind(kind: str) -> str:
+    """``auto`` or a name of a registered problem kind (mlray.optimize.registry)."""
+    if kind == "auto":
+        return kind
+    from mlray.optimize.registry import problem_kind_names
+
+    names = problem_kind_names()
+    if kind not in names:
+        raise ValueError(f"expected one of {names} (the registered problem kinds), got {kind!r}")
+    return kind
+
+
+ProblemKindName = Annotated[
+    str,
+    AfterValidator(_registered_kind),
+    Field(description="auto (read from the file), or a registered problem kind: cvrp, vrptw, jobshop, "
+          "or one added with mlray.optimize.register_kind."),
+]
+
+
 class ProblemSection(ConfigModel):
     """The instance to solve when the job reads it from a file."""
 
@@ -32,7 +52,7 @@ class ProblemSection(ConfigModel):
         description="VRPLIB .vrp, Solomon .txt, or JSPLIB/Taillard job-shop file, or a shipped instance by "
         "name ('jsp/ft06', 'cvrp/E-n13-k4.vrp'; mlray.optimize.instances)." + UNDER_STORAGE,
     )
-    kind: Literal["auto", "cvrp", "vrptw", "jobshop"] = "auto"
+    kind: ProblemKindName = "auto"
     best_known: PositiveFloat | None = Field(
         default=None, description="For the gap column; null = read from beside the file (.sol, bks.json)."
     )

@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 from mlray.config.sections import StorageConfig
 from mlray.optimize import instances
 from mlray.optimize.problems import Problem, ProblemError
-from mlray.optimize.readers import ProblemKind, read_problem
+from mlray.optimize.registry import read_problem
 from mlray.storage import Storage
 
 BESIDE_THE_PROBLEM = ("scheduleopt_bks.json", "instances.json")  # best-known catalogues the readers use
@@ -33,7 +33,7 @@ def problem_location(path: str, storage: StorageConfig) -> str:
     return storage.location(path)
 
 
-def load_problem(path: str | None, kind: ProblemKind, storage: StorageConfig) -> Problem:
+def load_problem(path: str | None, kind: str, storage: StorageConfig) -> Problem:
     """Read the problem ``problem.path`` names (see the module's docstring); ProblemError if it cannot."""
     if path is None:
         raise ProblemError("problem.path: expected a problem file or a shipped instance name, got null")

@@ -1,4 +1,7 @@
-"""``RoutingOptimizer`` and ``SchedulingOptimizer``: a problem in, a checked solution out.
+"""``solve(problem, config)``: a problem of any registered kind in, a checked solution out.
+
+``PortfolioOptimizer`` does the work; ``SchedulingOptimizer`` and ``RoutingOptimizer`` are the same
+narrowed to job shop and to routing.
 
 ``parallel_solve`` reads the problem (an object or a file path), resumes from a
 checkpointed incumbent of the same run name, runs the portfolio on Ray, checks
@@ -7,14 +10,9 @@ the answer with the independent checker, draws PNGs and logs to MLflow.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,127 +20,61 @@ from mlray.cluster import init_ray
 from mlray.config.optimize import ArmSection, OptimizeJobConfig
 from mlray.metrics.optimize import OptimizeMetrics
 from mlray.metrics.progress import Progress
-from mlray.optimize.arms.base import ArmSpec, ArmStats, arm_class_of
-from mlray.optimize.checkers import check_solution
+from mlray.optimize.arms.base import ArmSpec, arm_class_of
 from mlray.optimize.incumbent import CheckpointError, CheckpointTarget, Incumbent, load_checkpoint
+from mlray.optimize.kinds import jobshop
+from mlray.optimize.kinds.base import ProblemKind
+from mlray.optimize.outputs import outputs_written
 from mlray.optimize.portfolio import PortfolioSettings, run_portfolio
-from mlray.optimize.problems import (
-    JobShopProblem,
-    JobShopSchedule,
-    Problem,
-    ProblemError,
-    RoutingProblem,
-    Solution,
-    solution_from_payload,
-)
-from mlray.optimize.readers import read_problem
+from mlray.optimize.problems import JobShopProblem, Problem, ProblemError, RoutingProblem
+from mlray.optimize.registry import check, kind_of, read_problem, solution_from_payload
+from mlray.optimize.result import OptimizationResult
 from mlray.optimize.stopping import SearchStopping
 from mlray.storage import Storage
+
+__all__ = [
+    "OptimizationResult",
+    "PortfolioOptimizer",
+    "RoutingOptimizer",
+    "SchedulingOptimizer",
+    "optimizer_for",
+    "solve",
+]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class OptimizationResult:
-    """Objectives in the problem's own units (routing: distance, job shop: makespan)."""
-
-    run_name: str
-    problem_name: str
-    kind: str
-    status: str
-    objective: float | None
-    best_bound: float | None
-    best_known: float | None
-    solution: Solution | None
-    feasible: bool
-    violations: list[str]
-    arm_stats: list[ArmStats]
-    history: list[dict[str, Any]]
-    bound_history: list[dict[str, Any]]
-    solve_seconds: float
-    elapsed_seconds: float
-    resumed_from: float | None = None
-    checkpoint_uri: str | None = None
-    plots: dict[str, str] = field(default_factory=dict)
-    mlflow_run_id: str | None = None
-    allocation_history: list[dict[str, Any]] = field(default_factory=list)  # {"time", "threads"}
-    # Faults met and survived: checkpoint writes that failed or hung, an unusable checkpoint, store restarts.
-    incidents: list[dict[str, Any]] = field(default_factory=list)  # {"time", "what"}
-    checkpoint_writes: int = 0
-    checkpoint_pending: bool = False  # the final incumbent could not be written (storage still failing)
-    store_restarts: int = 0
-
-    def gap(self, best_known: float | None = None) -> float | None:
-        """Relative distance of the objective above ``best_known`` (default: the problem's)."""
-        reference = self.best_known if best_known is None else best_known
-        if self.objective is None or not reference:
-            return None
-        return (self.objective - reference) / reference
-
-    @property
-    def optimality_gap(self) -> float | None:
-        if self.objective is None or self.best_bound is None or not self.objective:
-            return None
-        return (self.objective - self.best_bound) / self.objective
-
-    def incumbent_arms(self) -> list[str]:
-        return [h["arm"] for h in self.history]
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "problem": self.problem_name,
-            "kind": self.kind,
-            "objective": self.objective,
-            "best_bound": self.best_bound,
-            "best_known": self.best_known,
-            "gap_to_best_known": None if self.gap() is None else round(self.gap(), 6),
-            "optimality_gap": None if self.optimality_gap is None else round(self.optimality_gap, 6),
-            "feasible": self.feasible,
-            "violations": self.violations[:5],
-            "improvements": len(self.history),
-            "found_by": self.history[-1]["arm"] if self.history else None,
-            "arms": {
-                s.name: {
-                    "rounds": s.rounds,
-                    "improvements": s.improvements,
-                    "ended_by": s.ended_by,
-                    "handovers": s.handovers,
-                    "taken_from": s.taken_from,
-                    "given": s.given,
-                    "restarted": s.restarted,
-                    "threads": s.threads,
-                    "error": s.error,
-                }
-                for s in self.arm_stats
-            },
-            "resumed_from": self.resumed_from,
-            "incidents": [i["what"] for i in self.incidents],
-            "checkpoint_writes": self.checkpoint_writes,
-            "checkpoint_pending": self.checkpoint_pending,
-            "store_restarts": self.store_restarts,
-            "solve_s": self.solve_seconds,
-            "plots": self.plots,
-            "mlflow_run_id": self.mlflow_run_id,
-        }
-
-
 class PortfolioOptimizer:
-    """Shared by both optimizers; subclasses say which problems and which default arms."""
+    """Any registered problem kind; its registry entry gives the default arms, checker and pictures.
+    ``problem_types`` / ``solver_type`` narrow a subclass to some kinds."""
 
     problem_types: ClassVar[tuple[type, ...]] = ()
     solver_type: ClassVar[str] = ""
 
     def __init__(self, config: OptimizeJobConfig | None = None) -> None:
         self.config = config or OptimizeJobConfig()
-        if self.config.solver.type not in ("auto", self.solver_type):
+        if self.solver_type and self.config.solver.type not in ("auto", self.solver_type):
             raise ValueError(
                 f"solver.type: {type(self).__name__} expected 'auto' or {self.solver_type!r}, "
                 f"got {self.config.solver.type!r}"
             )
 
+    def kind_for(self, problem: Problem) -> ProblemKind:
+        """The registry entry of ``problem``'s kind, once checked against this optimizer and ``solver.type``."""
+        if self.problem_types and not isinstance(problem, self.problem_types):
+            expected = " or ".join(t.__name__ for t in self.problem_types)
+            raise ProblemError(f"{type(self).__name__}: expected a {expected}, got {type(problem).__name__}")
+        kind = kind_of(problem)
+        if self.config.solver.type not in ("auto", kind.solver_type):
+            raise ValueError(
+                f"solver.type: a {problem.kind} problem expects 'auto' or {kind.solver_type!r}, "
+                f"got {self.config.solver.type!r}"
+            )
+        return kind
+
     def default_arms(self, problem: Problem, count: int) -> list[ArmSection]:
-        raise NotImplementedError
+        solver = self.config.solver.model_copy(update={"num_actors": count})
+        return self.kind_for(problem).default_arms(problem, solver)
 
     def arm_specs(self, problem: Problem) -> list[ArmSpec]:
         solver = self.config.solver
@@ -170,9 +102,7 @@ class PortfolioOptimizer:
     def load_problem(self, data: Problem | str | Path) -> Problem:
         if isinstance(data, (str, Path)):
             data = read_problem(data, self.config.problem.kind)
-        if not isinstance(data, self.problem_types):
-            expected = " or ".join(t.__name__ for t in self.problem_types)
-            raise ProblemError(f"{type(self).__name__}: expected a {expected}, got {type(data).__name__}")
+        self.kind_for(data)
         if self.config.problem.best_known is not None:
             data = _with_best_known(data, self.config.problem.best_known)
         return data
@@ -220,7 +150,7 @@ class PortfolioOptimizer:
         solution, violations = None, ["no solution found"]
         if report.incumbent is not None:
             solution = solution_from_payload(problem, report.incumbent.payload)
-            violations = check_solution(problem, solution, report.incumbent.objective)
+            violations = check(problem, solution, report.incumbent.objective)
         scale = problem.scale
         result = OptimizationResult(
             run_name=config.run_name,
@@ -246,7 +176,7 @@ class PortfolioOptimizer:
             checkpoint_pending=report.checkpoint_pending,
             store_restarts=outcome.store_restarts,
         )
-        with self._outputs_written(problem, result):  # MLflow logs the plots from local files
+        with outputs_written(config, problem, result):  # MLflow logs the plots from local files
             if config.mlflow.enabled:
                 from mlray.optimize.tracking import log_result
 
@@ -285,7 +215,7 @@ class PortfolioOptimizer:
                 raise CheckpointError(
                     f"checkpoint {storage.url('incumbent.json')}: payload: {exc!r:.200}"
                 ) from None
-            violations = check_solution(problem, solution, incumbent.objective)
+            violations = check(problem, solution, incumbent.objective)
             if violations:
                 raise CheckpointError(
                     f"checkpoint {storage.url('incumbent.json')}: fails the checker ({violations[0]})"
@@ -297,47 +227,6 @@ class PortfolioOptimizer:
             return None
         log.info("resuming from checkpointed incumbent %s", incumbent.objective / problem.scale)
         return found
-
-    @contextmanager
-    def _outputs_written(self, problem: Problem, result: OptimizationResult) -> Iterator[None]:
-        """Solution JSON and plots into ``<output.dir>/<run_name>`` (output.dir under storage.uri when
-        relative). Remote ones are drawn into a local folder kept for the block, then uploaded; after it,
-        ``result.plots`` names the uploaded files."""
-        target = Storage(self.config.storage.location(self.config.output.dir)).child(self.config.run_name)
-        if not target.is_remote:
-            self._render_outputs(problem, result, Path(target.root))
-            yield
-            return
-        with tempfile.TemporaryDirectory(prefix="mlray-optimize-") as folder:
-            self._render_outputs(problem, result, Path(folder))
-            for file in sorted(Path(folder).iterdir()):
-                target.upload_file(str(file), file.name)
-            yield
-        result.plots = {name: target.url(Path(local).name) for name, local in result.plots.items()}
-
-    def _render_outputs(self, problem: Problem, result: OptimizationResult, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        if result.solution is not None:
-            (folder / "solution.json").write_text(
-                json.dumps({**result.summary(), "solution": result.solution.to_payload()}, default=str)
-            )
-        if not self.config.output.plots:
-            return
-        from mlray.optimize import plots
-
-        if result.solution is not None:
-            if isinstance(problem, JobShopProblem):
-                assert isinstance(result.solution, JobShopSchedule)
-                result.plots["gantt"] = str(plots.draw_gantt(problem, result.solution, folder / "gantt.png"))
-            else:
-                result.plots["routes"] = str(
-                    plots.draw_routes(problem, result.solution, folder / "routes.png")
-                )  # type: ignore[arg-type]
-        result.plots["history"] = str(
-            plots.draw_history(
-                result.history, result.bound_history, folder / "history.png", result.best_known
-            )
-        )
 
     def _mlflow_params(self, problem: Problem, specs: list[ArmSpec]) -> dict[str, object]:
         solver = self.config.solver
@@ -352,72 +241,30 @@ class PortfolioOptimizer:
 
 
 class SchedulingOptimizer(PortfolioOptimizer):
-    """Job shop on CP-SAT arms that differ in seed and search strategy, plus the tabu arm.
-
-    With two or more arms the last one is the tabu arm (``jobshop_tabu``). All race on equal threads,
-    exchanging incumbents both ways (tabu restarts from CP-SAT's, CP-SAT takes tabu's as hints); then
-    the leader takes every thread (the tabu arm runs one walker per thread). Chosen by measurement
-    (bench/jobshop_mix.py, 2 CPUs): this beat holding the tabu arm to one thread beside CP-SAT.
-    """
+    """Job shop only; its default portfolio is job shop's (``kinds/jobshop.py``: CP-SAT arms and the tabu arm)."""
 
     problem_types = (JobShopProblem,)
     solver_type = "cp_sat"
-    STRATEGIES: ClassVar[list[dict[str, Any]]] = [
-        {},
-        {"optimize_with_core": True},
-        {"search_branching": "FIXED_SEARCH"},
-        {"optimize_with_lb_tree_search": True},
-        {"search_branching": "PORTFOLIO_WITH_QUICK_RESTART_SEARCH"},
-    ]
-
-    def default_arms(self, problem: Problem, count: int) -> list[ArmSection]:
-        solver = self.config.solver
-        cp_sat = [
-            ArmSection(
-                kind="cp_sat",
-                seed=solver.seed + i,
-                # With a tabu arm, the first CP-SAT arm takes its schedules as hints (no anchor).
-                receive=i > 0 or count > 1,
-                options=self.STRATEGIES[i % len(self.STRATEGIES)],
-            )
-            for i in range(max(1, count - 1))
-        ]
-        if count < 2:
-            return cp_sat
-        return [*cp_sat, ArmSection(kind="jobshop_tabu", seed=solver.seed + count - 1)]
+    STRATEGIES: ClassVar[list[dict[str, Any]]] = jobshop.STRATEGIES
 
 
 class RoutingOptimizer(PortfolioOptimizer):
-    """CVRP / VRPTW on PyVRP and OR-Tools routing arms (GLS, tabu, simulated annealing)."""
+    """CVRP / VRPTW only; its default portfolio is routing's (``kinds/routing.py``: PyVRP, OR-Tools)."""
 
     problem_types = (RoutingProblem,)
     solver_type = "routing"
 
-    def default_arms(self, problem: Problem, count: int) -> list[ArmSection]:
-        assert isinstance(problem, RoutingProblem)
-        first = "PARALLEL_CHEAPEST_INSERTION" if problem.time_windows is not None else "PATH_CHEAPEST_ARC"
-        # PyVRP first: measured here it beats OR-Tools GLS by a wide margin on CVRP and VRPTW
-        # (bench/optimize.py), so two PyVRP seeds sharing incumbents make the best 2-CPU portfolio.
-        cycle = [
-            ("pyvrp", {}),
-            ("pyvrp", {}),
-            ("routing", {"first_solution": first, "metaheuristic": "GUIDED_LOCAL_SEARCH"}),
-            ("routing", {"first_solution": "SAVINGS", "metaheuristic": "TABU_SEARCH"}),
-            ("routing", {"first_solution": first, "metaheuristic": "SIMULATED_ANNEALING"}),
-        ]
-        return [
-            ArmSection(
-                kind=cycle[i % len(cycle)][0],
-                seed=self.config.solver.seed + i,
-                receive=i > 0,  # the anchor: never worse than its own run
-                options=cycle[i % len(cycle)][1],
-            )
-            for i in range(count)
-        ]
-
 
 def optimizer_for(problem: Problem, config: OptimizeJobConfig) -> PortfolioOptimizer:
-    return SchedulingOptimizer(config) if isinstance(problem, JobShopProblem) else RoutingOptimizer(config)
+    """An optimizer for ``problem``'s kind; ValueError if ``solver.type`` names another kind's."""
+    optimizer = PortfolioOptimizer(config)
+    optimizer.kind_for(problem)
+    return optimizer
+
+
+def solve(problem: Problem | str | Path, config: OptimizeJobConfig | None = None) -> OptimizationResult:
+    """Solve ``problem`` (an object of a registered kind, or a file path) as ``config`` says."""
+    return PortfolioOptimizer(config).parallel_solve(problem)
 
 
 def _with_best_known(problem: Problem, best_known: float) -> Problem:

@@ -257,11 +257,5 @@ Problem = JobShopProblem | RoutingProblem
 Solution = JobShopSchedule | RoutePlan
 
 
-def solution_from_payload(problem: Problem, payload: dict[str, Any]) -> Solution:
-    if isinstance(problem, JobShopProblem):
-        return JobShopSchedule.from_payload(payload)
-    return RoutePlan.from_payload(payload)
-
-
 def _digest(content: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]

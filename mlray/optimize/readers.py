@@ -22,9 +22,8 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from mlray.optimize.problems import JobShopProblem, Problem, ProblemError, RoutingProblem
+from mlray.optimize.problems import JobShopProblem, ProblemError, RoutingProblem
 
-ProblemKind = Literal["auto", "cvrp", "vrptw", "jobshop"]
 FileFormat = Literal["vrplib", "solomon", "jobshop"]
 
 # What the VRPLIB reader understands; anything else in a file is refused by name.
@@ -79,15 +78,11 @@ def detect_kind(path: Path) -> Literal["cvrp", "vrptw", "jobshop"]:
     return "vrptw" if found == "solomon" else "jobshop"
 
 
-def read_problem(path: str | Path, kind: ProblemKind = "auto") -> Problem:
-    path = Path(path)
-    if not path.is_file():
-        raise ProblemError(f"problem.path: file not found: {path}")
+def read_routing(path: Path, kind: str = "auto") -> RoutingProblem:
+    """A VRPLIB or Solomon file; ``kind`` (cvrp, vrptw, or auto) is checked against the file's type."""
     found = detect_format(path)
-    if kind == "jobshop" or (kind == "auto" and found == "jobshop"):
-        return read_jobshop(path)
     if found == "solomon":
-        problem: RoutingProblem = read_solomon(path)
+        problem = read_solomon(path)
     elif found == "vrplib":
         problem = read_vrplib(path)
     else:
@@ -98,6 +93,14 @@ def read_problem(path: str | Path, kind: ProblemKind = "auto") -> Problem:
             "(set problem.kind to auto or to the file's type)"
         )
     return problem
+
+
+def holds_routing(path: Path) -> bool:
+    return detect_format(path) != "jobshop"
+
+
+def holds_jobshop(path: Path) -> bool:
+    return detect_format(path) == "jobshop"
 
 
 def read_jobshop(path: str | Path, best_known: float | None = None) -> JobShopProblem:

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
-
 from mlray.config.sections import MlflowConfig
-
-if TYPE_CHECKING:
-    from mlray.optimize.optimizer import OptimizationResult
+from mlray.optimize.result import OptimizationResult
 
 
 def log_result(mlflow_config: MlflowConfig, result: OptimizationResult, params: dict[str, object]) -> str:
