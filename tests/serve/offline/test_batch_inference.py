@@ -16,9 +16,9 @@ from mlray.config.batch_predict import BatchPredictJobConfig
 from mlray.serve.offline.batch import run_batch_inference
 from mlray.usecases.driver_trips import FEATURE_COLUMNS
 from tests.serve.conftest import assert_same_predictions, expected, sample_rows
-from tests.serve.test_sync_and_registry import registered  # noqa: F401 - fixture: v2 registered as a bundle
+from tests.serve.prediction.test_sync_and_registry import registered  # noqa: F401 - fixture: v2 registered as a bundle
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

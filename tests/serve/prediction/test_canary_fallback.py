@@ -2,8 +2,8 @@
 
 Over real HTTP on a real Serve app: the canary's failure still counts against it in the rollout's figures while
 the client gets stable's answer, marked by headers; a client error (4xx), a pinned version and a failing stable
-are answered as they are. Rollback under this fallback is in test_canary_relative.py. Canaries here take all
-traffic and ``min_requests`` is out of reach, so no window is judged and the canary stays in place.
+are answered as they are. Rollback under this fallback is in rollout/test_canary_relative.py. Canaries here take
+all traffic and ``min_requests`` is out of reach, so no window is judged and the canary stays in place.
 """
 
 from __future__ import annotations
