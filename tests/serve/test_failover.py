@@ -1,10 +1,10 @@
 """Zero failed requests through failures: two replicas on two nodes under steady load, then a replica SIGKILLed or
 its node drained, through the shipped HAProxy setup and through Serve's Python proxy.
 
-Each case starts its own two-node cluster (``bench.support.serving_cluster``: ``ray start`` subprocesses, one raylet per
-loopback address), because Serve's proxy mode is cluster-wide and read when Ray starts. Load is ``SteadyLoad``:
-no client-side retry, so the count is what the server side achieved. Every request after the fault's onset must
-be answered 200.
+Each case starts its own two-node cluster (``bench.support.serving_cluster``: ``ray start`` subprocesses, one
+raylet per loopback address), because Serve's proxy mode is cluster-wide and read when Ray starts. Load is
+``SteadyLoad``: no client-side retry, so the count is what the server side achieved. Every request after the
+fault's onset must be answered 200.
 """
 
 from __future__ import annotations

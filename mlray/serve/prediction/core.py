@@ -1,9 +1,9 @@
 """What both prediction deployments share: the ``Predictor`` protocol, auth, version choice, input rows,
 the canary fallback, bookkeeping.
 
-The async (batched) and the sync deployment differ only in how they run the model (``Predictor.predict_with``);
-everything before (who may call, which version, which rows) and after (the fallback to stable, figures for the
-rollout, metrics, sampled logging) happens here.
+The async (batched) and the sync deployment differ only in how they run the model
+(``Predictor.predict_with``); everything before (who may call, which version, which rows) and after (the
+fallback to stable, figures for the rollout, metrics, sampled logging) happens here.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 ``BatchedPredictionService`` runs the model through ``@serve.batch`` with a ``serve.multiplexed`` LRU of
 versions; ``SyncPredictionService`` is the plain synchronous variant (no batching), selected by
 ``service.mode: sync``. Both follow ``mlray.serve.prediction.core.Predictor``: the HTTP API of
-``mlray.serve.api.ingress`` calls ``predict_with`` (async in both) through ``core.answer``, which also falls back
-to stable; everything but the model call is shared in ``PredictionCore``.
+``mlray.serve.api.ingress`` calls ``predict_with`` (async in both) through ``core.answer``, which also falls
+back to stable; everything but the model call is shared in ``PredictionCore``.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ class BatchedPredictionService:
         self._load = serve.multiplexed(max_num_models_per_replica=core.config.models.cache_size)(load_version)
         self._multiplexed_fn = load_version
         # @serve.batch forms batches; the coalescer joins those formed while the model runs into its next
-        # call (see mlray.serve.prediction.coalesce). Every request the replica admits may be in a batch of its own,
-        # so max_ongoing_requests batches may be in flight; reconfigure() sets the batching values.
+        # call (see mlray.serve.prediction.coalesce). Every request the replica admits may be in a batch of its
+        # own, so max_ongoing_requests batches may be in flight; reconfigure() sets the batching values.
         self._model_calls = CallCoalescer(self._predict_by_version)
         logging.getLogger("ray.serve").addFilter(HideBatchConcurrencyWarning())
         service = core.config.service

@@ -20,10 +20,8 @@ Every state carries its ``(epoch, generation)``: the generation counts changes,
 the epoch counts controller incarnations (see ``mlray.serve.rollout.store``).
 Replicas and the store order states by that pair, never by arrival. The step
 reached and the healthy windows at it are part of the state, so they are
-persisted with it and a restarted controller carries on from them.
-
-Length: the state machine's rules, its per-version figures and its runtime changes are read together
-when a rollout decision is questioned.
+persisted with it and a restarted controller carries on from them. The per-version figures the windows
+judge are ``mlray.serve.rollout.figures``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from mlray.serve.rollout.canary import RolloutState, VersionFigures, choose_version
+from mlray.serve.rollout.canary import RolloutState, choose_version
+from mlray.serve.rollout.figures import VersionFigures
 
 SYNC_TIMEOUT_S = 10.0
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from mlray.config.inference import InferenceConfig
 from mlray.metrics.serve import RolloutMetrics
-from mlray.serve.rollout.canary import Rollout, RolloutState, RolloutUpdate, VersionFigures
+from mlray.serve.rollout.canary import Rollout, RolloutState, RolloutUpdate
+from mlray.serve.rollout.figures import VersionFigures
 from mlray.serve.rollout.store import Recovery, RolloutStore, StateRecord
 
 log = logging.getLogger(__name__)

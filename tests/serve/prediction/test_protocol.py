@@ -1,4 +1,4 @@
-"""The ``Predictor`` protocol both prediction deployments follow, and the one canary fallback (``core.answer``)."""
+"""The ``Predictor`` protocol both prediction deployments follow; the one canary fallback (``core.answer``)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ import random
 import pytest
 
 from mlray.config.inference import ModelsSection, RolloutSection
-from mlray.serve.rollout.canary import Rollout, RolloutUpdate, VersionFigures, choose_version, key_fraction
+from mlray.serve.rollout.canary import Rollout, RolloutUpdate, choose_version, key_fraction
+from mlray.serve.rollout.figures import VersionFigures
 
 MODELS = ModelsSection(versions={"v1": "a", "v2": "b"}, stable="v1")
 
