@@ -90,3 +90,35 @@ def drain_node_for_preemption(
     accepted, rejection = GcsClient(address=gcs_address).drain_node(node_id_hex, reason, message,
                                                                     int(deadline_s * 1000))
     return bool(accepted), str(rejection)
+
+
+def serve_batch_settings(batched: Any) -> tuple[int, float]:
+    """``(max_batch_size, batch_wait_timeout_s)`` a ``serve.batch`` wrapper runs with now.
+
+    Serve sets them publicly (``set_max_batch_size``, ``set_batch_wait_timeout_s``, applied by a replica's
+    ``reconfigure``) but reads them back only through private getters; ``GET /v1/models`` reports them and the
+    call coalescer sizes its model calls by the first (``mlray.serve.prediction.service``).
+    """
+    return batched._get_max_batch_size(), batched._get_batch_wait_timeout_s()
+
+
+def multiplexed_models(holder: Any) -> dict[str, Any]:
+    """The models a ``serve.multiplexed`` function holds on this replica, by model id, least recently used
+    first; empty before its first call.
+
+    Serve keeps them in a private wrapper that it attaches to ``holder`` on the first call (the decorated
+    function itself, or the instance for a method); ``GET /v1/models`` lists them as ``loaded_here``.
+    """
+    wrapper = getattr(holder, "__serve_multiplex_wrapper", None)
+    return dict(wrapper.models) if wrapper is not None else {}
+
+
+def serve_http_host() -> str:
+    """The host Serve's HTTP proxies bind, asked from inside a replica (raises outside Serve).
+
+    Only Serve's private controller client has the cluster's ``http_options``; a replica refuses to serve
+    without API keys unless this is loopback (``mlray.serve.api.auth``).
+    """
+    from ray.serve.context import _get_global_client
+
+    return _get_global_client().http_config.host

@@ -63,3 +63,42 @@ def test_the_gcs_client_has_the_calls_the_drain_hook_makes(ray_cluster):
 
     client = GcsClient(address=ray_cluster.gcs_address)
     assert callable(client.drain_node)  # the drain itself is made for real in tests/train/test_drain.py
+
+
+def test_a_serve_batch_wrapper_reads_back_the_settings_it_was_given_and_set_to():
+    from ray import serve
+
+    async def echo(items: list[int]) -> list[int]:
+        return items
+
+    batched = serve.batch(max_batch_size=3, batch_wait_timeout_s=0.5)(echo)
+    assert ray_private.serve_batch_settings(batched) == (3, 0.5)
+    batched.set_max_batch_size(7)
+    batched.set_batch_wait_timeout_s(0.0)
+    assert ray_private.serve_batch_settings(batched) == (7, 0.0)
+
+
+def test_serve_multiplexed_keeps_its_models_where_multiplexed_models_reads_them():
+    from ray.serve import api
+    from ray.serve.multiplex import _ModelMultiplexWrapper
+
+    # the wrapper is attached under this name on the first call, and holds the loaded models in ``models``
+    assert 'multiplex_attr = "__serve_multiplex_wrapper"' in inspect.getsource(api.multiplexed)
+    assert "self.models = OrderedDict()" in inspect.getsource(_ModelMultiplexWrapper.__init__)
+
+    def load(model_id: str) -> str:
+        return model_id
+
+    assert ray_private.multiplexed_models(load) == {}
+    setattr(load, "__serve_multiplex_wrapper", type("Wrapper", (), {"models": {"v1": "model"}})())
+    assert ray_private.multiplexed_models(load) == {"v1": "model"}
+
+
+def test_serves_controller_client_has_the_http_options_a_replica_reads():
+    from ray.serve import context
+    from ray.serve._private.client import ServeControllerClient
+    from ray.serve.config import HTTPOptions
+
+    assert callable(context._get_global_client)
+    assert isinstance(inspect.getattr_static(ServeControllerClient, "http_config"), property)
+    assert "host" in HTTPOptions.model_fields

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from mlray import ray_private
 from mlray.config.inference import AuthSection
 
 log = logging.getLogger(__name__)
@@ -188,9 +189,7 @@ class ApiKeys:
 def serve_http_host() -> str | None:
     """The host Serve's HTTP proxies bind (asked from inside a replica); None if unknown."""
     try:
-        from ray.serve.context import _get_global_client
-
-        return _get_global_client().http_config.host
+        return ray_private.serve_http_host()
     except Exception:  # noqa: BLE001 - unknown means "not provably loopback"
         log.exception("could not read Serve's HTTP options")
         return None

@@ -23,6 +23,7 @@ from ray import serve
 from starlette.concurrency import run_in_threadpool
 
 from mlray.config.inference import InferenceConfig
+from mlray.ray_private import multiplexed_models, serve_batch_settings
 from mlray.serve.api.ingress import build_api
 from mlray.serve.api.schemas import PredictRequest, PredictResponse
 from mlray.serve.prediction.coalesce import CallCoalescer, HideBatchConcurrencyWarning
@@ -78,14 +79,11 @@ class BatchedPredictionService:
         return await self._load(version)
 
     def batching(self) -> dict[str, float]:
-        return {
-            "max_batch_size": self._run_batched._get_max_batch_size(),
-            "batch_wait_timeout_s": self._run_batched._get_batch_wait_timeout_s(),
-        }
+        max_batch_size, batch_wait_timeout_s = serve_batch_settings(self._run_batched)
+        return {"max_batch_size": max_batch_size, "batch_wait_timeout_s": batch_wait_timeout_s}
 
     def loaded(self) -> dict[str, LoadedModel]:
-        wrapper = getattr(self._multiplexed_fn, "__serve_multiplex_wrapper", None)
-        return dict(wrapper.models) if wrapper is not None else {}
+        return multiplexed_models(self._multiplexed_fn)
 
     async def predict_with(self, version: str, body: PredictRequest) -> PredictResponse:
         started = time.perf_counter()
@@ -105,7 +103,8 @@ class BatchedPredictionService:
 
     async def _coalesce(self, versions: list[str], rows: list[torch.Tensor]) -> list[Any]:
         """A batch formed by @serve.batch, run in the next model call along with others formed meanwhile."""
-        return await self._model_calls.run(list(zip(versions, rows)), self._run_batched._get_max_batch_size())
+        max_batch_size, _ = serve_batch_settings(self._run_batched)
+        return await self._model_calls.run(list(zip(versions, rows)), max_batch_size)
 
     async def _predict_by_version(self, requests: list[tuple[str, torch.Tensor]]) -> list[Any]:
         """One model call per version among ``requests``; a failing version fails only its own requests."""
