@@ -95,7 +95,7 @@ def training_config(ctx: ChaosContext, run_name: str, hidden: list[int] | None =
 def steps_lost(log: Path) -> tuple[int, int]:
     """(steps lost, last step before the fault) between the first two starts of the workers in a step log:
     the steps the first start took beyond the one the second start resumed after."""
-    from mlray.train.session import read_step_log
+    from mlray.train.step_log import read_step_log
 
     before, after = read_step_log(log)[:2]
     last, resumed_after = before[-1][0], after[0][0] - 1
@@ -103,7 +103,7 @@ def steps_lost(log: Path) -> tuple[int, int]:
 
 
 def step_trigger(log: Path, after_steps: int) -> Callable[[], bool]:
-    from mlray.train.session import read_step_log
+    from mlray.train.step_log import read_step_log
 
     def reached() -> bool:
         parts = read_step_log(log)
@@ -114,7 +114,7 @@ def step_trigger(log: Path, after_steps: int) -> Callable[[], bool]:
 
 def signal_rank0_when(log: Path, after_steps: int, signum: int) -> threading.Thread:
     """Send ``signum`` to the rank-0 worker once it has taken ``after_steps`` steps (a thread)."""
-    from mlray.train.session import step_log_pid
+    from mlray.train.step_log import step_log_pid
 
     def fire() -> None:
         wait_until(step_trigger(log, after_steps), 300, f"step {after_steps}")
@@ -128,7 +128,7 @@ def signal_rank0_when(log: Path, after_steps: int, signum: int) -> threading.Thr
 @scenario("training: SIGTERM to the driver")
 def driver_sigterm(ctx: ChaosContext) -> list[Row]:
     from mlray.train.runner import run_training
-    from mlray.train.session import StepLog
+    from mlray.train.step_log import StepLog
 
     lost = []
     for trial in range(3 if ctx.quick else 5):
@@ -140,9 +140,9 @@ def driver_sigterm(ctx: ChaosContext) -> list[Row]:
             os.kill(os.getpid(), signal.SIGTERM)
 
         threading.Thread(target=terminate, daemon=True).start()
-        stopped = run_training(config, wrap_session=StepLog(str(log)))
+        stopped = run_training(config, callbacks=[StepLog(str(log))])
         assert stopped["status"] == "preempted", stopped
-        resumed = run_training(config, wrap_session=StepLog(str(log)))
+        resumed = run_training(config, callbacks=[StepLog(str(log))])
         assert resumed["status"] == "completed", resumed
         lost.append(steps_lost(log)[0])
     return [Row("notice preemption: SIGTERM to the driver (stop, checkpoint, resubmit)", "steps lost",
@@ -153,14 +153,14 @@ def lost_to_signalled_workers(ctx: ChaosContext, name: str, signum: int, trials:
                               **checkpointing: Any) -> list[int]:
     """Steps lost per run when rank 0 gets ``signum`` at step ``first_at`` (later in each next trial)."""
     from mlray.train.runner import run_training
-    from mlray.train.session import StepLog
+    from mlray.train.step_log import StepLog
 
     lost = []
     for trial in range(trials):
         config = training_config(ctx, f"{name}-{trial}", **checkpointing)
         log = ctx.workdir / f"{config.run_name}.steps"
         signaller = signal_rank0_when(log, first_at + 17 * trial, signum)
-        summary = run_training(config, wrap_session=StepLog(str(log)))
+        summary = run_training(config, callbacks=[StepLog(str(log))])
         signaller.join(timeout=5)
         assert summary["status"] == "completed", summary
         lost.append(steps_lost(log)[0])
@@ -188,7 +188,7 @@ def step_checkpoint_overhead(ctx: ChaosContext) -> list[Row]:
     """Runs with and without step checkpoints, alternating which goes first; the mean time per step
     (the median step would hide the steps that pay for a checkpoint)."""
     from mlray.train.runner import run_training
-    from mlray.train.session import StepLog, read_step_log
+    from mlray.train.step_log import StepLog, read_step_log
 
     every, hidden = 50, [256, 256]
     mean_step: dict[str, list[float]] = {"none": [], "async": []}
@@ -197,7 +197,7 @@ def step_checkpoint_overhead(ctx: ChaosContext) -> list[Row]:
             extra = {"every_n_steps": every} if kind == "async" else {}
             config = training_config(ctx, f"overhead-{kind}-{trial}", hidden=hidden, epochs=6, **extra)
             log = ctx.workdir / f"{config.run_name}.steps"
-            summary = run_training(config, wrap_session=StepLog(str(log)))
+            summary = run_training(config, callbacks=[StepLog(str(log))])
             assert summary["status"] == "completed", summary
             (steps,) = read_step_log(log)
             times = [at for _, _, at in steps[len(steps) // 6:]]  # the first epoch is warm-up

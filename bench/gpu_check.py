@@ -23,7 +23,7 @@ def check(device: torch.device) -> dict[str, Any]:
     from mlray.config.train import TrainJobConfig
     from mlray.train.checkpoint import read_checkpoint, write_checkpoint
     from mlray.train.data import TrainingData
-    from mlray.train.loop import LoopSettings, build_parts, train_step, training_state
+    from mlray.train.parts import LoopSettings, build_parts, train_step, training_state
     from mlray.train.prepare import model_spec, split
     from mlray.train.stopping import EarlyStopping, MetricTracker
     from mlray.usecases.driver_trips import FEATURE_COLUMNS, LABEL_COLUMN, generate, training_frame

@@ -30,7 +30,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 from bench.report import alternating, markdown_table, write_result  # noqa: E402
-from mlray.train.session import ForwardingSession  # noqa: E402
+from mlray.train.callbacks import TrainingCallback  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "mlray-bench"
@@ -112,8 +112,8 @@ def torchrun_worker(config_path: str, result_path: str, turn_pass: str | None = 
     data = split(load_training_data(config), config.training.validation_fraction, config.training.seed,
                  config.model.task)
     session = LocalSession(Path(tempfile.mkdtemp(prefix="torchrun-ckpt-")), rank=rank, world_size=world)
-    paced = TurnPass(**json.loads(turn_pass))(session) if turn_pass else session
-    train_loop(LoopSettings(config, model_spec(config, data)), data, paced)
+    callbacks = [TurnTaking(TurnPass(**json.loads(turn_pass)))] if turn_pass else []
+    train_loop(LoopSettings(config, model_spec(config, data)), data, session, callbacks)
     if rank == 0:
         Path(result_path).write_text(json.dumps([r["epoch_time_s"] for r in session.reports]))
     dist.destroy_process_group()
@@ -154,24 +154,20 @@ class TurnPass:
     port: int
     authkey_hex: str
 
-    def __call__(self, session: Any) -> TurnTakingSession:
-        return TurnTakingSession(session, self)
 
-
-class TurnTakingSession(ForwardingSession):
-    """A rank's session that, after reporting an epoch, waits until its side's next turn.
+class TurnTaking(TrainingCallback):
+    """Every rank's callback that, after reporting an epoch, waits until its side's next turn.
 
     The wait falls between the loop's epoch clock stopping (before the report) and
-    starting again (the next epoch), so no measured epoch includes it.
+    starting again (the next epoch), so no measured epoch includes it. Picklable until its first
+    report, when it connects to the coordinator.
     """
 
-    def __init__(self, inner: Any, turn_pass: TurnPass):
-        super().__init__(inner)
+    def __init__(self, turn_pass: TurnPass):
         self._pass = turn_pass
         self._connection: Connection | None = None
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None, dir_name: str | None) -> None:
-        self.inner.report(metrics, checkpoint_dir, dir_name)  # per epoch (step checkpoints have their own call)
+    def after_report(self, metrics: dict[str, Any]) -> None:  # per epoch (not step checkpoints)
         try:
             if self._connection is None:
                 self._connection = Client((self._pass.host, self._pass.port),
@@ -338,7 +334,7 @@ def turn_taking_epoch_pairs(config_named: Callable[[str], Any], mlflow_uri: str,
         turns = EpochTurns(workers, config.training.num_epochs)
         torchrun = start_torchrun(config, workers, tmp, turns.pass_for("torchrun"))
         try:
-            summary = run_training(config, wrap_session=turns.pass_for("ray"))
+            summary = run_training(config, callbacks=[TurnTaking(turns.pass_for("ray"))])
         finally:
             turns.close()  # if Ray failed, this lets torchrun run on to its end
             torchrun_times = torchrun_epoch_times(torchrun, tmp)
@@ -359,8 +355,7 @@ def checkpoint_throughput(storage_uri: str, megabytes: int, repeats: int) -> tup
     import torch
 
     from mlray.storage import Storage
-    from mlray.train.checkpoint import write_checkpoint
-    from mlray.train.session import copy_checkpoint_files
+    from mlray.train.checkpoint import copy_checkpoint_files, write_checkpoint
 
     storage = Storage(storage_uri)
     state = {"epoch": 1, "model": {"w": torch.randn(megabytes * 2**20 // 4)}}

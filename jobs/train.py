@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from mlray.config import TrainJobConfig
-from mlray.entrypoint import run_registered
+from mlray.entrypoint import print_summary, run_registered
 
 
 def main(config: TrainJobConfig) -> dict[str, Any]:
     from mlray.train import run_training
 
-    return run_training(config)
+    # Workers that outlive the grace period after SIGTERM: the summary line before the process exits.
+    return run_training(config, on_forced_exit=print_summary)
 
 
 if __name__ == "__main__":

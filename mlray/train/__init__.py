@@ -6,10 +6,10 @@
 from mlray.train.data import TrainingData
 
 
-def run_training(config, wrap_session=None):  # noqa: ANN001, ANN201 - thin lazy re-export: importing Ray costs seconds
+def run_training(config, callbacks=(), on_forced_exit=None):  # noqa: ANN001, ANN201 - thin lazy re-export: importing Ray costs seconds
     from mlray.train.runner import run_training as run
 
-    return run(config, wrap_session)
+    return run(config, callbacks, on_forced_exit)
 
 
 __all__ = ["TrainingData", "run_training"]

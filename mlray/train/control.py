@@ -1,12 +1,14 @@
-"""Stopping a run from outside: SIGTERM to the driver (spot preemption, ``ray job stop``); and
-following it from the driver (epochs finished, as a progress bar).
+"""Stopping a run from outside: SIGTERM to the driver (spot preemption, ``ray job stop``) or to a
+worker; and following it from the driver (epochs finished, as a progress bar).
 
 The driver's handler only sets a flag; a helper thread tells the workers through
 a small ``RunControl`` actor that each worker waits on (one pending call, no
 polling: the training processes keep their CPU), and the ranks agree to
 stop at their next check, save a checkpoint and return. If they are not done
 within ``spot.grace_period`` seconds the driver exits anyway, so the platform's
-hard kill never lands on a half-written summary.
+hard kill never lands on a half-written summary. A worker's side of it (``DriverStopWatcher``,
+``defer_worker_sigterm``: SIGTERM to a worker checkpoints before it exits) is used by its session
+(``mlray.train.session.RayTrainSession``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import ray
 
 from mlray.entrypoint import EXIT_PREEMPTED
 from mlray.metrics.progress import Progress
+from mlray.ray_private import set_worker_exit, worker_exit
+from mlray.train.callbacks import LoopStart, TrainingCallback
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +59,20 @@ class RunControl:
         return self._epoch, self._note
 
 
-class EpochProgressReporter:
-    """Rank 0's epoch hook: tells ``RunControl`` how far training is (fire and forget)."""
+class EpochProgressReporter(TrainingCallback):
+    """Rank 0's callback: tells ``RunControl`` how far training is (fire and forget)."""
+
+    rank_zero_only = True
 
     def __init__(self, control: Any, monitor: str):
         self.control, self.monitor = control, monitor
 
-    def __call__(self, metrics: dict[str, Any]) -> None:
-        if "start_epoch" in metrics:  # a resumed run starts where its checkpoint ended
-            done = int(metrics["start_epoch"]) - 1
-            if done > 0:
-                self.control.epoch_finished.remote(done, f"resumed after epoch {done}")
-            return
+    def on_start(self, start: LoopStart) -> None:
+        done = start.start_epoch - 1  # a resumed run starts where its checkpoint ended
+        if done > 0:
+            self.control.epoch_finished.remote(done, f"resumed after epoch {done}")
+
+    def after_epoch(self, metrics: dict[str, Any]) -> None:
         shown = [name for name in ("train_loss", self.monitor) if isinstance(metrics.get(name), float)]
         self.control.epoch_finished.remote(
             int(metrics["epoch"]), " ".join(f"{name} {metrics[name]:.4g}" for name in dict.fromkeys(shown)))
@@ -146,3 +152,62 @@ def stop_on_sigterm(control: Any, grace_period: float,
     finally:
         finished.set()
         signal.signal(signal.SIGTERM, previous)
+
+
+class DriverStopWatcher:
+    """Waits on the driver's RunControl actor in the background, so the loop only reads a flag.
+
+    One pending ``wait_for_stop`` call per worker, not a poll: a poll every fraction
+    of a second costs the training processes CPU and GIL time on every step.
+    """
+
+    def __init__(self, control: Any):
+        self._control = control
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._wait, name="mlray-control-wait", daemon=True)
+        self._thread.start()
+
+    def _wait(self) -> None:
+        import ray
+
+        try:
+            if ray.get(self._control.wait_for_stop.remote()):
+                self._stop.set()
+        except Exception as exc:  # noqa: BLE001 - a lost driver must not kill training
+            log.debug("waiting for the driver's stop request ended: %s", exc)
+
+    @property
+    def requested(self) -> bool:
+        return self._stop.is_set()
+
+
+class WorkerPreempted(RuntimeError):
+    """This worker got SIGTERM: its checkpoint is saved; Ray Train restarts the workers from it."""
+
+
+def defer_worker_sigterm(flag: threading.Event, grace_period: float) -> Callable[[], None]:
+    """Let SIGTERM to this worker process checkpoint before it exits.
+
+    A Ray worker's SIGTERM handler exits the process at once. Python runs that
+    handler in the main thread, which looks ``raise_sys_exit_with_custom_error_message``
+    up at call time (``mlray.ray_private.worker_exit``): replacing it turns SIGTERM into
+    a flag the loop sees at its next stop check. If the loop has not finished
+    within ``grace_period`` the process exits as Ray would have. Returns the undo.
+    """
+    original = worker_exit()
+
+    def restore() -> None:
+        set_worker_exit(original)
+
+    def exit_later(message: str, exit_code: int = 1) -> None:
+        if "SIGTERM" not in str(message):
+            original(message, exit_code)
+            return
+        log.warning("worker got SIGTERM: checkpointing, then exiting (at most %.0f s)", grace_period)
+        flag.set()
+        timer = threading.Timer(grace_period, os._exit, args=(exit_code,))
+        timer.daemon = True
+        timer.start()
+
+    set_worker_exit(exit_later)
+    return restore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,26 +13,22 @@ from torch import nn
 
 from mlray.cluster import init_ray
 from mlray.config.train import TrainJobConfig, TrainingSection
-from mlray.entrypoint import print_summary
 from mlray.models import ModelSpec, save_bundle
 from mlray.models.mlflow_bundle import log_bundle_model
 from mlray.process_env import TRAIN_JOB, process_env
 from mlray.process_env import apply as apply_env
 from mlray.storage import Storage
-from mlray.train.checkpoint import first_valid, tidy_run_storage
+from mlray.train.callbacks import TrainingCallback
+from mlray.train.checkpoint import first_valid, sibling_checkpoints, tidy_run_storage
 from mlray.train.loop import LoopSettings, train_loop
 from mlray.train.metrics import metric_key, resolve_metrics
 from mlray.train.prepare import PreparedData, load_training_data, model_spec, split
-from mlray.train.session import Session
 from mlray.train.stopping import StopReason
 from mlray.train import tracking
 
 log = logging.getLogger(__name__)
 
 BUNDLE_DIR = "model"
-
-# Wraps each rank's session, e.g. to observe or pace its epochs (bench.train takes turns with torchrun).
-SessionWrapper = Callable[[Session], Session]
 
 
 @dataclass
@@ -74,32 +70,25 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     spot = settings.config.spot
     session = RayTrainSession(loop_config["control"], watch_preemption=spot.enabled, grace_period=spot.grace_period,
                               remote_storage=Storage(settings.config.storage.uri).is_remote)
-    hooks: list[Callable[[dict[str, Any]], None]] = []
-    if session.rank == 0:
-        hooks.append(EpochProgressReporter(loop_config["control"], settings.config.training.monitor.metric))
+    callbacks: list[TrainingCallback] = [*loop_config["callbacks"]]
+    if session.rank == 0:  # the driver's progress bar and MLflow: rank 0's epochs
+        callbacks.append(EpochProgressReporter(loop_config["control"], settings.config.training.monitor.metric))
         if loop_config.get("mlflow_run_id"):
-            hooks.append(tracking.EpochLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"]))
-    on_epoch = each_of(hooks)
-    wrap: SessionWrapper | None = loop_config.get("wrap_session")
+            callbacks.append(tracking.EpochLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"]))
     try:
-        train_loop(settings, ray.get(loop_config["data"]), wrap(session) if wrap else session, on_epoch)
+        train_loop(settings, ray.get(loop_config["data"]), session, callbacks)
     finally:
         session.close()  # SIGTERM after training is Ray's again
 
 
-def each_of(hooks: list[Callable[[dict[str, Any]], None]]) -> Callable[[dict[str, Any]], None] | None:
-    """One epoch hook that calls each of ``hooks`` in turn; None when there are none."""
-    if not hooks:
-        return None
+def run_training(config: TrainJobConfig, callbacks: Sequence[TrainingCallback] = (),
+                 on_forced_exit: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train ``config`` on Ray Train; the summary.
 
-    def call_each(metrics: dict[str, Any]) -> None:
-        for hook in hooks:
-            hook(metrics)
-
-    return call_each
-
-
-def run_training(config: TrainJobConfig, wrap_session: SessionWrapper | None = None) -> dict[str, Any]:
+    ``callbacks`` (``mlray.train.callbacks``) go to every worker, so they must pickle; each rank gets
+    its own copy. ``on_forced_exit`` gets the summary of a run whose workers did not stop within the
+    grace period after SIGTERM, just before this process exits (``jobs.train`` prints it).
+    """
     started = time.time()
     try:
         prepared = prepare_run(config)
@@ -142,7 +131,7 @@ def run_training(config: TrainJobConfig, wrap_session: SessionWrapper | None = N
             "control": control,
             "mlflow_run_id": run_id,
             "tracking_uri": tracking_uri,
-            "wrap_session": wrap_session,
+            "callbacks": list(callbacks),
         },
         torch_config=TorchConfig(backend="nccl" if training.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=scaling_workers(training), use_gpu=training.use_gpu,
@@ -160,11 +149,12 @@ def run_training(config: TrainJobConfig, wrap_session: SessionWrapper | None = N
         ),
     )
 
-    def summary_on_forced_exit() -> None:
-        print_summary({"job": "train", "status": StopReason.PREEMPTED.value, "clean_stop": False,
-                       "run_name": config.run_name})
+    def forced_exit() -> None:
+        if on_forced_exit is not None:
+            on_forced_exit({"job": "train", "status": StopReason.PREEMPTED.value, "clean_stop": False,
+                            "run_name": config.run_name})
 
-    with stop_on_sigterm(control, config.spot.grace_period, summary_on_forced_exit) as signals:
+    with stop_on_sigterm(control, config.spot.grace_period, forced_exit) as signals:
         try:
             with follow_epochs(control, f"train {config.run_name}", training.num_epochs):
                 result = trainer.fit()
@@ -211,8 +201,6 @@ def _checkpoint_uri(storage: Storage, checkpoint: Any) -> str | None:
 
 def load_models(spec: ModelSpec, checkpoint: Any) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
     """(best model, final model, state) from the newest loadable checkpoint of the run."""
-    from mlray.train.session import sibling_checkpoints
-
     loaded = first_valid(sibling_checkpoints(checkpoint), rank=0)
     if loaded is None:
         raise RuntimeError("no loadable checkpoint: nothing to export")

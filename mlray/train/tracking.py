@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from mlray.config.sections import MlflowConfig
 from mlray.storage import Storage
 from mlray.tracking import experiment_id, log_in_batches
+from mlray.train.callbacks import LoopStart, TrainingCallback
 
 log = logging.getLogger(__name__)
 
@@ -119,15 +120,21 @@ def log_params_once(client: MlflowClient, run_id: str, params: dict[str, str]) -
     log_in_batches(client, run_id, params=[mlflow.entities.Param(key, value) for key, value in new.items()])
 
 
-class EpochLogger:
-    """Rank 0's per-epoch metrics, written straight into the driver's run."""
+class EpochLogger(TrainingCallback):
+    """Rank 0's callback: each epoch's metrics, written straight into the driver's run."""
+
+    rank_zero_only = True
 
     def __init__(self, tracking_uri: str, run_id: str, prefix: str = ""):
         self.client = MlflowClient(tracking_uri)
         self.run_id = run_id
         self.prefix = prefix
 
-    def __call__(self, metrics: dict[str, Any]) -> None:
+    def on_start(self, start: LoopStart) -> None:
+        """Each (re)start of the workers: where it resumed, how many damaged checkpoints it skipped (step 0)."""
+        self.after_epoch({"start_epoch": start.start_epoch, "skipped_checkpoints": start.skipped_checkpoints})
+
+    def after_epoch(self, metrics: dict[str, Any]) -> None:
         import time
 
         step = int(metrics.get("epoch", 0))

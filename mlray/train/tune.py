@@ -43,17 +43,18 @@ def tune_trial(params: dict[str, Any], base: TrainJobConfig, data: PreparedData,
 
     config = trial_config(base, params)
     settings = LoopSettings(config, model_spec(config, data), run_started=time.time())
-    on_epoch, client, run_id = None, None, None
+    callbacks: list[tracking.EpochLogger] = []
+    client, run_id = None, None
     if parent_run_id is not None and experiment_id is not None:
         client = tracking.MlflowClient(tracking_uri)
         trial_name = ray.tune.get_context().get_trial_name()
         run_id = client.create_run(experiment_id, run_name=trial_name,
                                    tags={"mlflow.parentRunId": parent_run_id}).info.run_id
         tracking.log_params_once(client, run_id, tracking.flatten(params))
-        on_epoch = tracking.EpochLogger(tracking_uri, run_id)
+        callbacks.append(tracking.EpochLogger(tracking_uri, run_id))
     status = "FAILED"
     try:
-        train_loop(settings, data, TuneSession(torch.device("cpu")), on_epoch)
+        train_loop(settings, data, TuneSession(torch.device("cpu")), callbacks)
         status = "FINISHED"
     except SystemExit:  # how Tune ends a trial its scheduler stopped, inside report()
         status = "KILLED"

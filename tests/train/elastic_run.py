@@ -33,7 +33,7 @@ from ray.cluster_utils import Cluster
 from mlray.config import TrainJobConfig
 from mlray.storage.emulator import free_port
 from mlray.train.runner import run_training
-from mlray.train.session import StepLog, read_step_log, step_log_starts
+from mlray.train.step_log import StepLog, read_step_log, step_log_starts
 from tests.waiting import wait_for
 
 log = logging.getLogger("elastic_run")
@@ -112,7 +112,7 @@ def main(config_path: Path, result_path: Path) -> None:
         config = config.model_copy(update={"ray": config.ray.model_copy(update={"address": cluster.address})})
         log_path = result_path.with_suffix(".steps")
         loss = NodeLoss(cluster, nodes[1], log_path, result)
-        result["summary"] = run_training(config, wrap_session=StepLog(str(log_path)))
+        result["summary"] = run_training(config, callbacks=[StepLog(str(log_path))])
         loss.join(timeout=10)
         result["starts"] = step_log_starts(log_path)
     except BaseException as exc:  # noqa: BLE001 - the parent reads the result

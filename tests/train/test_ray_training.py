@@ -22,7 +22,7 @@ from mlray.serve.prediction.versions import load_model_version
 from mlray.storage import Storage
 from mlray.train.checkpoint import META_FILE, STATE_FILE, epoch_of
 from mlray.train.runner import run_training
-from mlray.train.session import ForwardingSession
+from mlray.train.callbacks import LoopStart, TrainingCallback
 from tests.train.conftest import training_config
 
 pytestmark = pytest.mark.slow
@@ -87,23 +87,17 @@ class WorkerSignaller(threading.Thread):
 
 
 @dataclass
-class RecordReports:
-    """A ``wrap_session``: each rank appends the epochs it reports to its own file in ``folder``."""
+class RecordReports(TrainingCallback):
+    """A callback on every rank: each appends the epochs it reported to its own file in ``folder``."""
 
     folder: str
+    rank: int = -1
 
-    def __call__(self, session: Any) -> Any:
-        return RecordingSession(session, Path(self.folder) / f"rank{session.rank}")
+    def on_start(self, start: LoopStart) -> None:
+        self.rank = start.rank
 
-
-class RecordingSession(ForwardingSession):
-    def __init__(self, inner: Any, record: Path):
-        super().__init__(inner)
-        self._record = record
-
-    def report(self, metrics, checkpoint_dir, dir_name) -> None:
-        self.inner.report(metrics, checkpoint_dir, dir_name)
-        with self._record.open("a") as record:
+    def after_report(self, metrics) -> None:
+        with (Path(self.folder) / f"rank{self.rank}").open("a") as record:
             record.write(f"{metrics['epoch']}\n")
 
 
@@ -111,7 +105,7 @@ class RecordingSession(ForwardingSession):
 def gcs_run(ray_cluster, gcs_emulator, small_data_dir, tmp_path_factory):
     """One 2-worker DDP run to gs:// on the emulator, shared by the assertions below.
 
-    Its sessions are wrapped with ``RecordReports``, whose files are in ``reports``.
+    Every rank runs the callback ``RecordReports``, whose files are in ``reports``.
     """
     from tests.conftest import TEST_BUCKET
 
@@ -122,7 +116,7 @@ def gcs_run(ray_cluster, gcs_emulator, small_data_dir, tmp_path_factory):
                              training={"num_epochs": 3, "checkpointing": {"frequency": 1, "keep_best": 2}})
     reports = tmp / "reports"
     reports.mkdir()
-    return config, run_training(config, wrap_session=RecordReports(str(reports))), mlflow_uri, reports
+    return config, run_training(config, callbacks=[RecordReports(str(reports))]), mlflow_uri, reports
 
 
 def test_two_worker_ddp_run_checkpoints_to_gcs(gcs_run):
@@ -138,7 +132,7 @@ def test_two_worker_ddp_run_checkpoints_to_gcs(gcs_run):
     assert summary["checkpoint_uri"].startswith("gs://")
 
 
-def test_every_rank_reports_through_the_wrapped_session(gcs_run):
+def test_every_rank_reports_to_the_callbacks(gcs_run):
     _, summary, _, reports = gcs_run
     assert summary["status"] == "completed", summary
     recorded = {path.name: path.read_text().split() for path in reports.iterdir()}

@@ -15,7 +15,7 @@ import pytest
 from mlray.storage import Storage
 from mlray.train.checkpoint import progress_of
 from mlray.train.runner import run_training
-from mlray.train.session import StepLog, read_step_log
+from mlray.train.step_log import StepLog, read_step_log
 from tests.train.conftest import training_config
 from tests.train.test_ray_training import POLL_S, WorkerSignaller, checkpoint_names, registered_checkpoints
 from tests.waiting import wait_for
@@ -56,7 +56,7 @@ def config_for(small_data_dir: Path, tmp_path: Path, run_name: str, **checkpoint
 def uninterrupted(ray_cluster, small_data_dir, tmp_path_factory) -> dict[int, float]:
     """Per-step losses of the same run, never interrupted."""
     tmp = tmp_path_factory.mktemp("uninterrupted")
-    summary = run_training(config_for(small_data_dir, tmp, "straight"), wrap_session=StepLog(str(tmp / "steps")))
+    summary = run_training(config_for(small_data_dir, tmp, "straight"), callbacks=[StepLog(str(tmp / "steps"))])
     assert summary["status"] == "completed", summary
     steps = read_steps(tmp / "steps")
     assert [s for s, _ in steps] == list(range(1, len(steps) + 1))
@@ -76,7 +76,7 @@ def test_sigterm_to_a_worker_mid_epoch_resumes_at_the_next_step(ray_cluster, sma
     log = tmp_path / "steps"
     signaller = WorkerSignaller(ray_cluster.dashboard_url, signal.SIGTERM,
                                 ready=lambda: steps_logged(log) >= steps_per_epoch + steps_per_epoch // 3)
-    summary = run_training(config, wrap_session=StepLog(str(log)))
+    summary = run_training(config, callbacks=[StepLog(str(log))])
     signaller.join()
     assert summary["status"] == "completed", summary
     assert_step_exact(read_steps(log), uninterrupted)
@@ -96,14 +96,14 @@ def test_sigterm_to_the_driver_mid_epoch_resumes_at_the_next_step(ray_cluster, s
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=terminate_the_driver, daemon=True).start()
-    stopped = run_training(config, wrap_session=StepLog(str(log)))
+    stopped = run_training(config, callbacks=[StepLog(str(log))])
     assert stopped["status"] == "preempted", stopped
     stopped_after = steps_logged(log)
     (checkpoint,) = checkpoint_names(Storage(config.storage.uri), "driver-exact")
     assert progress_of(checkpoint) == (stopped_after // steps_per_epoch, stopped_after)
     assert stopped_after % steps_per_epoch != 0  # inside an epoch
 
-    resumed = run_training(config, wrap_session=StepLog(str(log)))
+    resumed = run_training(config, callbacks=[StepLog(str(log))])
     assert resumed["status"] == "completed", resumed
     assert_step_exact(read_steps(log), uninterrupted)
 
@@ -124,7 +124,7 @@ def test_sigkill_without_notice_resumes_from_the_newest_complete_step_checkpoint
 
     killer = WorkerSignaller(ray_cluster.dashboard_url, signal.SIGKILL,
                              ready=lambda: registered_step() > steps_per_epoch)
-    summary = run_training(config, wrap_session=StepLog(str(log)))
+    summary = run_training(config, callbacks=[StepLog(str(log))])
     killer.join()
     assert summary["status"] == "completed", summary
     steps = read_steps(log)

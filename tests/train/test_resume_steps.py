@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mlray.train.callbacks import TrainingCallback
 from mlray.train.checkpoint import progress_of
 from mlray.train.loop import LoopSettings, train_loop
 from mlray.train.prepare import load_training_data, model_spec, split
@@ -16,14 +17,15 @@ from tests.train.conftest import training_config
 
 
 @dataclass
-class StepRecordingSession(LocalSession):
-    """Records each step's loss; asks itself to stop (as SIGTERM would) once ``stop_at_step`` is done."""
+class StepRecordingSession(LocalSession, TrainingCallback):
+    """A session that is its own callback: records each step's loss; asks itself to stop (as SIGTERM would)
+    once ``stop_at_step`` is done."""
 
     stop_at_step: int | None = None
     crash_at_step: int | None = None
     step_losses: dict[int, float] = field(default_factory=dict)
 
-    def record_step(self, step: int, loss: float) -> None:
+    def after_step(self, step: int, loss: float) -> None:
         self.step_losses[step] = loss
         if step == self.stop_at_step:
             self.stop_event.set()
@@ -43,7 +45,7 @@ def dropout_config(data_dir: Path, tmp_path: Path, **training):
 def run(config, session: StepRecordingSession) -> dict:
     data = split(load_training_data(config), config.training.validation_fraction, config.training.seed,
                  config.model.task)
-    return train_loop(LoopSettings(config, model_spec(config, data)), data, session)
+    return train_loop(LoopSettings(config, model_spec(config, data)), data, session, [session])
 
 
 def test_a_run_stopped_inside_an_epoch_resumes_at_the_next_step_with_identical_losses(small_data_dir, tmp_path):

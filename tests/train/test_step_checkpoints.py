@@ -10,9 +10,8 @@ import pytest
 import torch
 from pyarrow import fs as pafs
 
-from mlray.train.checkpoint import (META_FILE, RNG_FILE, STATE_FILE, CorruptCheckpoint, capture_rng,
-                                    checkpoint_files, detached_copy, read_checkpoint, read_rng)
-from mlray.train.session import StepCheckpointWriter
+from mlray.train.checkpoint import (META_FILE, RNG_FILE, STATE_FILE, CorruptCheckpoint, StepCheckpointWriter,
+                                    capture_rng, checkpoint_files, detached_copy, read_checkpoint, read_rng)
 
 
 def optimizer_after_one_step() -> torch.optim.Optimizer:

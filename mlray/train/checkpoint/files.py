@@ -1,24 +1,4 @@
-"""Training checkpoints: what one holds, how it is written and how a damaged one is skipped.
-
-A checkpoint directory (``epoch_00005-step_0000640-<id>``: epochs completed, optimizer steps taken)
-holds::
-
-    state.pt        model, best model, optimizer, scheduler, scaler, epoch, step, position inside
-                    the epoch in progress (batches done, their losses), best metric,
-                    early-stopping state (rank 0)
-    rng_rank<R>.pt  RNG states of rank R (torch, CUDA, numpy, random)
-    meta.json       epoch, sha256 of state.pt, world size: written last, so a checkpoint
-                    without it, whose state.pt does not match it, or without the RNG
-                    file of every rank, is incomplete
-
-Ray Train uploads the directory to the run's storage and keeps the best K
-plus the latest (``CheckpointConfig``); step checkpoints are written there by rank 0
-alone (``checkpoint_files``), every rank's RNG file included. Folders Ray never
-registered (an upload killed before its report, a step checkpoint stored while
-Ray's controller was behind, a crash between Ray's snapshot and its deletions) and
-``.tmp-*`` objects of killed uploads are removed by ``tidy_run_storage``, at the
-start and end of each training run or by hand (``python -m mlray.train.tidy``).
-"""
+"""What one checkpoint holds, how it is written and read, and how a damaged one is skipped."""
 
 from __future__ import annotations
 
@@ -38,8 +18,6 @@ import numpy as np
 import torch
 
 from mlray.models.trust import UntrustedModel, weights_only_load
-from mlray.ray_private import checkpoint_manager_snapshot_filename
-from mlray.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +125,6 @@ def detached_copy(value: Any) -> Any:
     return value
 
 
-def store_checkpoint_files(filesystem: Any, destination: str, files: dict[str, bytes]) -> None:
-    """``files`` into ``destination`` on a pyarrow filesystem, one by one in their order (``META_FILE`` last):
-    a write cut short leaves a folder that reads as incomplete."""
-    filesystem.create_dir(destination, recursive=True)
-    for name, data in files.items():
-        with filesystem.open_output_stream(f"{destination}/{name}") as out:
-            out.write(data)
-
-
 def read_checkpoint(directory: Path) -> dict[str, Any]:
     """The training state, or CorruptCheckpoint naming what is wrong.
 
@@ -224,51 +193,3 @@ def first_valid(candidates: Iterable[tuple[str, Any]], rank: int) -> LoadedCheck
     if skipped:
         log.warning("none of the %d checkpoints loads: starting from scratch", len(skipped))
     return None
-
-
-def registered_checkpoints(run_storage: Storage) -> set[str]:
-    """Folder names Ray Train's checkpoint manager knows for the run (kept, latest, pending): its snapshot.
-
-    Empty when there is no snapshot or it does not parse: then nothing counts as unregistered.
-    """
-    snapshot_name = checkpoint_manager_snapshot_filename()
-    if not run_storage.exists(snapshot_name):
-        return set()
-    try:
-        snapshot = json.loads(run_storage.read_text(snapshot_name))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        log.warning("Ray Train's checkpoint snapshot of %s is unreadable (%s): pruning nothing",
-                    run_storage.url(), exc)
-        return set()
-    results = [*snapshot.get("checkpoint_results", []), *snapshot.get("pending_training_results", []),
-               snapshot.get("latest_checkpoint_result") or {}]
-    return {result["checkpoint_dir_name"] for result in results if result.get("checkpoint_dir_name")}
-
-
-def prune_unregistered_checkpoints(run_storage: Storage) -> list[str]:
-    """Delete the run's checkpoint folders Ray Train never registered; the URIs removed.
-
-    Registered folders, the latest among them, are never touched; without a
-    readable snapshot nothing is deleted.
-    """
-    registered = registered_checkpoints(run_storage)
-    if not registered:
-        return []
-    removed = []
-    for name in run_storage.list():
-        if epoch_of(name) is not None and name not in registered:
-            run_storage.delete(name)
-            removed.append(run_storage.url(name))
-    return removed
-
-
-def tidy_run_storage(run_storage: Storage, stale_temp_after_s: float) -> dict[str, list[str]]:
-    """Stale ``.tmp-*`` objects and unregistered checkpoint folders of one run, removed; what went."""
-    tidied = {
-        "temporaries": run_storage.sweep_temporaries(stale_temp_after_s),
-        "unregistered_checkpoints": prune_unregistered_checkpoints(run_storage),
-    }
-    for kind, uris in tidied.items():
-        if uris:
-            log.info("removed %d %s under %s: %s", len(uris), kind.replace("_", " "), run_storage.url(), uris)
-    return tidied
