@@ -50,7 +50,7 @@ def worker_exit() -> WorkerExit:
 
 def set_worker_exit(handler: WorkerExit) -> None:
     """Replace the worker's SIGTERM exit (``worker_exit``): the handler looks it up at call time,
-    so a training worker can checkpoint before it goes (``mlray.train.session``)."""
+    so a training worker can checkpoint before it goes (``mlray.train.control``)."""
     import ray._private.worker as ray_worker
 
     ray_worker.raise_sys_exit_with_custom_error_message = handler
