@@ -11,7 +11,6 @@ the answer with the independent checker, draws PNGs and logs to MLflow.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +24,8 @@ from mlray.optimize.incumbent import CheckpointError, CheckpointTarget, Incumben
 from mlray.optimize.kinds import jobshop
 from mlray.optimize.kinds.base import ProblemKind
 from mlray.optimize.outputs import outputs_written
-from mlray.optimize.portfolio import PortfolioSettings, run_portfolio
+from mlray.optimize.controller import run_portfolio
+from mlray.optimize.portfolio import PortfolioSettings
 from mlray.optimize.problems import JobShopProblem, Problem, ProblemError, RoutingProblem
 from mlray.optimize.registry import check, kind_of, read_problem, solution_from_payload
 from mlray.optimize.result import OptimizationResult
@@ -79,10 +79,7 @@ class PortfolioOptimizer:
     def arm_specs(self, problem: Problem) -> list[ArmSpec]:
         solver = self.config.solver
         sections = solver.arms if solver.arms is not None else self.default_arms(problem, solver.num_actors)
-        specs = [
-            ArmSpec(s.name or f"{s.kind}-{i}", s.kind, s.seed, dict(s.options), s.improve_only, s.receive)
-            for i, s in enumerate(sections)
-        ]
+        specs = [ArmSpec.from_section(section, i) for i, section in enumerate(sections)]
         for spec in specs:
             if spec.improve_only and not spec.receive:
                 raise ValueError(f"solver.arms: arm {spec.name}: improve_only needs receive: true")
@@ -125,7 +122,7 @@ class PortfolioOptimizer:
             )
         resume_incidents: list[dict[str, Any]] = []
         initial = self._resume_point(problem, storage, resume_incidents) if config.checkpoint.resume else None
-        settings = self._settings(started)
+        settings = PortfolioSettings(SearchStopping.from_config(config, started), config.solver)
         log.info(
             "solving %s (%s) with arms %s for %.1f s",
             problem.name,
@@ -175,6 +172,7 @@ class PortfolioOptimizer:
             checkpoint_writes=report.checkpoint_writes,
             checkpoint_pending=report.checkpoint_pending,
             store_restarts=outcome.store_restarts,
+            states=outcome.states,
         )
         with outputs_written(config, problem, result):  # MLflow logs the plots from local files
             if config.mlflow.enabled:
@@ -183,22 +181,6 @@ class PortfolioOptimizer:
                 result.mlflow_run_id = log_result(config.mlflow, result, self._mlflow_params(problem, specs))
         result.elapsed_seconds = round(time.monotonic() - started, 3)
         return result
-
-    def _settings(self, started: float) -> PortfolioSettings:
-        config = self.config
-        return PortfolioSettings(
-            stopping=SearchStopping.from_config(config, started),
-            sharing=config.solver.sharing,
-            cpus_per_actor=config.solver.cpus_per_actor,
-            workers_per_arm=config.solver.workers_per_arm or math.ceil(config.solver.cpus_per_actor),
-            max_restarts=config.solver.max_restarts,
-            poll_interval=config.solver.poll_interval,
-            handover_interval=config.solver.handover_interval,
-            stop_grace=config.solver.stop_grace,
-            race_fraction=config.solver.race_fraction,
-            store_max_restarts=config.solver.store_max_restarts,
-            lost_after=config.solver.lost_after,
-        )
 
     def _resume_point(
         self, problem: Problem, storage: Storage, incidents: list[dict[str, Any]]

@@ -1,4 +1,6 @@
-"""The driver side: start the store and the arm actors, enforce the timeouts, collect.
+"""The driver's pieces: settings and outcome of a solve, starting the store and the arm actors, the
+store watch, lost arms, and the end status. The loop itself is ``controller.PortfolioController``; the
+CPU split its policy in ``cpu_split.py``.
 
 Timeouts: the rules of ``mlray.optimize.stopping`` (the search deadline, which
 the arms also know, and ``no_improvement``), asked at every poll with the
@@ -11,21 +13,13 @@ worker node. An arm that has not polled the store for ``lost_after`` seconds
 counts as lost: its CPUs go to the others as for a dropped arm, it is taken
 back if it polls again, and it is killed at once when the solve stops (it
 cannot hear the stop).
-
-CPUs: every arm starts with an equal share of solver threads (a race). After
-``race_fraction`` of the search time the threads go to the leading arm (the one
-holding the best incumbent), up to what it can use (``Arm.thread_cap``: CP-SAT
-any number, PyVRP and OR-Tools routing one), the rest to the next arms in rank;
-an arm left with none parks. The total never exceeds the race's, so the
-portfolio uses the CPUs it was given, no more. The split is redone when an arm
-ends or is dropped.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import pickle
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,11 +29,14 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from mlray.cluster.runtime import worker_env_vars
+from mlray.config.optimize import SolverSection
 from mlray.metrics.optimize import OptimizeMetrics
-from mlray.optimize.arms.base import ArmActor, ArmLimits, ArmSpec, ArmStats, arm_class_of, count_given
+from mlray.optimize.arms.base import ArmActor, ArmLimits, ArmSpec, ArmStats
+from mlray.optimize.cpu_split import allocate
 from mlray.optimize.incumbent import CheckpointTarget, Incumbent, IncumbentStore, StoreReport
-from mlray.optimize.problems import Problem
 from mlray.optimize.stopping import SearchStopping
+
+__all__ = ["PortfolioOutcome", "PortfolioSettings", "StoreWatch", "allocate", "start_arms", "start_store"]
 
 log = logging.getLogger(__name__)
 INLINE_ARGUMENT_BYTES = 100 * 1024  # Ray passes larger arguments through the object store anyway
@@ -50,18 +47,17 @@ HEAD_NODE_RESOURCE = "node:__internal_head__"
 
 @dataclass(frozen=True)
 class PortfolioSettings:
+    """The stopping rules and the ``solver`` section as configured (restarts, intervals, race_fraction,
+    lost_after, stop_grace...), passed through rather than copied field by field."""
+
     stopping: SearchStopping
-    sharing: bool
-    cpus_per_actor: float
-    workers_per_arm: int
-    max_restarts: int
-    poll_interval: float
-    handover_interval: float
-    stop_grace: float
-    lost_after: float  # seconds without a poll from an arm before its CPUs go to the others
-    race_fraction: float = 1.0  # of the search time before the CPUs go to the leader; 1 = never
+    solver: SolverSection
     startup_timeout: float = 120.0
-    store_max_restarts: int = 0  # Ray restarts of the incumbent store; it reloads its checkpoint
+
+    @property
+    def workers_per_arm(self) -> int:
+        """Solver threads per arm in the race: ``solver.workers_per_arm``, else cpus_per_actor rounded up."""
+        return self.solver.workers_per_arm or math.ceil(self.solver.cpus_per_actor)
 
 
 @dataclass
@@ -71,26 +67,22 @@ class PortfolioOutcome:
     arm_stats: list[ArmStats] = field(default_factory=list)
     solve_seconds: float = 0.0
     store_restarts: int = 0
+    states: list[str] = field(default_factory=list)  # the controller's states, in order
 
 
 ProgressCallback = Callable[[StoreReport, float], None]
 
 
-def run_portfolio(
-    problem: Problem,
-    specs: Sequence[ArmSpec],
+def start_store(
     settings: PortfolioSettings,
-    *,
-    checkpoint: CheckpointTarget | None = None,
-    initial: tuple[Incumbent, int | None] | None = None,
-    on_progress: ProgressCallback | None = None,
-    name_prefix: str = "optimize",
-    observed: OptimizeMetrics | None = None,
-) -> PortfolioOutcome:
-    started = time.monotonic()
-    store = IncumbentStore.options(
-        max_restarts=settings.store_max_restarts,
-        max_task_retries=settings.store_max_restarts,
+    checkpoint: CheckpointTarget | None,
+    initial: tuple[Incumbent, int | None] | None,
+    name_prefix: str,
+) -> Any:
+    restarts = settings.solver.store_max_restarts
+    return IncumbentStore.options(
+        max_restarts=restarts,
+        max_task_retries=restarts,
         name=f"{name_prefix}.incumbent-store.{uuid.uuid4().hex[:8]}",
         resources={HEAD_NODE_RESOURCE: 0.001},
         # The store writes where this driver reads checkpoints back (e.g. the GCS endpoint it uses now).
@@ -100,14 +92,19 @@ def run_portfolio(
         None if initial is None else initial[0],
         None if initial is None else initial[1],
     )
-    limits = ArmLimits(
-        round_limit=settings.stopping.round_limit,
-        sharing=settings.sharing,
-        cpus=settings.workers_per_arm,
-        poll_interval=settings.poll_interval,
-        handover_interval=settings.handover_interval,
-        observed=observed,
-    )
+
+
+def start_arms(
+    problem: Any,
+    specs: Sequence[ArmSpec],
+    settings: PortfolioSettings,
+    store: Any,
+    observed: OptimizeMetrics | None,
+    name_prefix: str,
+) -> dict[str, Any]:
+    """One actor per arm, by name."""
+    solver = settings.solver
+    limits = ArmLimits(solver, settings.stopping.round_limit, settings.workers_per_arm, observed)
     actors = {}
     # A large problem goes once into the object store, not once per actor (a 1,000-customer matrix pickles
     # to about 3 MB). A small one travels inline: Ray logs an error-level caveat for every actor whose
@@ -116,103 +113,14 @@ def run_portfolio(
     shared_problem = ray.put(problem) if large else problem
     for spec in specs:
         options = {
-            "num_cpus": settings.cpus_per_actor,
-            "max_restarts": settings.max_restarts,
-            "max_task_retries": settings.max_restarts,
+            "num_cpus": solver.cpus_per_actor,
+            "max_restarts": solver.max_restarts,
+            "max_task_retries": solver.max_restarts,
             # Unique, so a rerun never collides with the actors of a driver still being torn down.
             "name": f"{name_prefix}.{spec.name}.{uuid.uuid4().hex[:8]}",
         }
         actors[spec.name] = ArmActor.options(**options).remote(shared_problem, spec, store, limits)
-    stats: dict[str, ArmStats] = {}
-    kinds = {s.name: s.kind for s in specs}
-    # The time limit is search time: it starts once every arm has built its model.
-    for name, error in _failed_to_start(actors, settings.startup_timeout).items():
-        stats[name] = ArmStats(name=name, kind=kinds[name], ended_by="dropped", error=error)
-        ray.kill(actors.pop(name), no_restart=True)
-    searching_since = time.monotonic()
-    seconds, deadline_reason = settings.stopping.search_seconds(searching_since)
-    stops = settings.stopping.criteria(searching_since)
-    wall_deadline = time.time() + seconds
-    pending = {actor.run.remote(wall_deadline): name for name, actor in actors.items()}
-    caps = {s.name: arm_class_of(s).thread_cap(s) for s in specs}
-    total_threads = settings.workers_per_arm * len(specs)
-    race_end = searching_since + settings.race_fraction * seconds
-    allocated_for: set[str] | None = None  # the arms the current split was made for
-    current = {s.name: settings.workers_per_arm for s in specs}
-    stop_requested_at: float | None = None
-    seen_version = -1
-    watch = StoreWatch()
-    lost: set[str] = set()  # running arms silent for more than lost_after seconds
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=settings.poll_interval)
-        for ref in ready:
-            name = pending.pop(ref)
-            stats[name] = _collect(ref, name, kinds[name])
-        report = watch.report(store)
-        now = time.monotonic()
-        lost = _track_lost(report, set(pending.values()), lost, settings.lost_after, watch, now - started)
-        # Arms that ended normally (time up, optimal) stay in: only a dropped or lost arm's CPUs move on.
-        live = {
-            name
-            for name in actors
-            if name not in lost and (stats.get(name) is None or stats[name].ended_by != "dropped")
-        }
-        # The race goes on until someone leads; once split, a dropped or lost arm re-splits.
-        leads = allocated_for is not None or any(h["arm"] in live for h in report.history)
-        if settings.race_fraction < 1 and now >= race_end and leads and allocated_for != live:
-            allocated_for = live
-            names = [s.name for s in specs if s.name in live]
-            threads = allocate(report.history, names, caps, total_threads)
-            if any(current[name] != count for name, count in threads.items()):
-                log.info("threads per arm from now on: %s", threads)
-                current.update(threads)
-                store.set_allocation.remote(threads)
-        if observed is not None:
-            observed.report(report, current, stats)
-        if on_progress is not None and report.version != seen_version:
-            seen_version = report.version
-            on_progress(report, now - started)
-        if report.stop_reason is None:
-            reason = stops.reason(report.objective)
-            if reason is not None:
-                store.request_stop.remote(reason)
-        else:
-            if stop_requested_at is None:
-                stop_requested_at = now
-            overdue = now - stop_requested_at > settings.stop_grace
-            for ref, name in list(pending.items()):
-                if name in lost:  # it cannot hear the stop: no grace to wait out
-                    silence = report.arm_silence.get(name, 0.0)
-                    error = f"lost: no poll for {silence:.1f} s (its node or process gone)"
-                    stats[name] = ArmStats(name=name, kind=kinds[name], ended_by="lost", error=error)
-                elif overdue:
-                    log.warning("arm %s did not stop within %.0f s; killing it", name, settings.stop_grace)
-                    stats[name] = ArmStats(
-                        name=name, kind="", ended_by="killed", error="did not stop in time"
-                    )
-                else:
-                    continue
-                ray.kill(actors[name], no_restart=True)
-                del pending[ref]
-    watch.flush(store)
-    report = watch.report(store)
-    if observed is not None:
-        observed.report(report, current, stats)
-    for actor in actors.values():
-        ray.kill(actor, no_restart=True)
-    ray.kill(store, no_restart=True)
-    status = _final_status(report, deadline_reason)
-    arm_stats = [stats[s.name] for s in specs]
-    for arm in arm_stats:
-        arm.node_id = report.arm_nodes.get(arm.name)
-    count_given(arm_stats)
-    return PortfolioOutcome(
-        status,
-        report,
-        arm_stats,
-        round(time.monotonic() - searching_since, 3),
-        store_restarts=watch.restarts,
-    )
+    return actors
 
 
 class StoreWatch:
@@ -260,7 +168,7 @@ class StoreWatch:
             self.incidents.append({"time": at, "what": what})
 
 
-def _track_lost(
+def track_lost(
     report: StoreReport, running: set[str], lost: set[str], lost_after: float, watch: StoreWatch, at: float
 ) -> set[str]:
     """The running arms silent for more than ``lost_after`` s; each change goes into the incidents.
@@ -279,26 +187,7 @@ def _track_lost(
     return silent
 
 
-def allocate(
-    history: Sequence[dict[str, Any]], arms: Sequence[str], caps: dict[str, int | None], total: int
-) -> dict[str, int]:
-    """Solver threads per running arm: the arms ranked by the best incumbent each found
-    (arms that found none last, in their given order), each taking what it can use of
-    what is left. The first arm with no cap takes all that remains."""
-    best: dict[str, int] = {}
-    for entry in history:
-        if entry["arm"] in arms:
-            best[entry["arm"]] = min(best.get(entry["arm"], entry["objective"]), entry["objective"])
-    ranked = sorted(arms, key=lambda a: (a not in best, best.get(a, 0), arms.index(a)))
-    threads, left = {}, total
-    for arm in ranked:
-        cap = caps.get(arm)
-        threads[arm] = left if cap is None else min(cap, left)
-        left -= threads[arm]
-    return threads
-
-
-def _failed_to_start(actors: dict[str, Any], timeout: float) -> dict[str, str]:
+def failed_to_start(actors: dict[str, Any], timeout: float) -> dict[str, str]:
     """Arms that could not build their model, or not within ``timeout``: name -> why."""
     refs = {actor.ready.remote(): name for name, actor in actors.items()}
     done, late = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
@@ -312,7 +201,7 @@ def _failed_to_start(actors: dict[str, Any], timeout: float) -> dict[str, str]:
     return failed
 
 
-def _collect(ref: ray.ObjectRef, name: str, kind: str) -> ArmStats:
+def collect(ref: ray.ObjectRef, name: str, kind: str) -> ArmStats:
     try:
         return ray.get(ref)
     except (RayActorError, RayTaskError) as exc:
@@ -320,7 +209,7 @@ def _collect(ref: ray.ObjectRef, name: str, kind: str) -> ArmStats:
         return ArmStats(name=name, kind=kind, ended_by="dropped", error=str(exc).splitlines()[0])
 
 
-def _final_status(report: StoreReport, deadline_reason: str) -> str:
+def final_status(report: StoreReport, deadline_reason: str) -> str:
     if report.incumbent is None:
         return "no_solution"
     if report.bound is not None and report.bound >= report.incumbent.objective:

@@ -42,6 +42,7 @@ class OptimizationResult:
     checkpoint_writes: int = 0
     checkpoint_pending: bool = False  # the final incumbent could not be written (storage still failing)
     store_restarts: int = 0
+    states: list[str] = field(default_factory=list)  # the portfolio controller's states, in order
 
     def gap(self, best_known: float | None = None) -> float | None:
         """Relative distance of the objective above ``best_known`` (default: the problem's)."""

@@ -35,6 +35,11 @@ def test_solve_finds_the_optimum_with_the_kinds_default_portfolio(ray_cluster, t
     assert TOY_KIND.check(problem, result.solution, result.objective) == []
     assert result.objective == OPTIMUM
     assert [s.name for s in result.arm_stats] == ["swap"] and set(result.plots) == {"history"}
+    # The controller's path: "focused" once a poll saw the leader after the race, "stopping" if a poll saw the
+    # stop flag before the arms returned at the deadline by themselves.
+    order = ["starting", "racing", "focused", "stopping", "done"]
+    assert result.states[:2] == order[:2] and result.states[-1] == "done", result.states
+    assert result.states == sorted(result.states, key=order.index), result.states
 
 
 def test_the_optimize_job_solves_a_file_of_the_kind(ray_cluster, tmp_path, make_config):

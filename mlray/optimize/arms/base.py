@@ -26,6 +26,7 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
+from mlray.config.optimize import ArmSection, SolverSection
 from mlray.imports import import_object
 from mlray.optimize.incumbent import Incumbent
 from mlray.optimize.problems import Problem
@@ -52,15 +53,33 @@ class ArmSpec:
     improve_only: bool = False
     receive: bool = True  # when sharing, take other arms' incumbents; False: an anchor, it only gives
 
+    @classmethod
+    def from_section(cls, section: ArmSection, index: int) -> ArmSpec:
+        """The arm a ``solver.arms`` entry configures; unnamed, it is ``<kind>-<index>``."""
+        return cls(name=section.name or f"{section.kind}-{index}", **section.model_dump(exclude={"name"}))
+
 
 @dataclass(frozen=True)
 class ArmLimits:
+    """What every arm of a solve is held to: the ``solver`` section as configured (sharing, intervals),
+    the round limit (``timeouts.round``) and the initial threads per arm."""
+
+    solver: SolverSection
     round_limit: float | None  # seconds one round may take (timeouts.round)
-    sharing: bool
     cpus: int
-    poll_interval: float
-    handover_interval: float
     observed: Any = None  # mlray.metrics.optimize.OptimizeMetrics: records each round
+
+    @property
+    def sharing(self) -> bool:
+        return self.solver.sharing
+
+    @property
+    def poll_interval(self) -> float:
+        return self.solver.poll_interval
+
+    @property
+    def handover_interval(self) -> float:
+        return self.solver.handover_interval
 
 
 @dataclass
