@@ -1,4 +1,4 @@
-"""The portfolio's driver as a state machine: ``starting`` -> ``racing`` -> ``focused`` -> ``stopping`` -> ``done``.
+"""The portfolio's driver as a state machine: starting -> racing -> focused -> stopping -> done.
 
 ``starting``: the incumbent store and one actor per arm are started and each builds its model (an arm
 that cannot, or not within ``startup_timeout``, is dropped); the search time starts once all are ready.
@@ -97,7 +97,9 @@ class PortfolioController:
     def run(self) -> PortfolioOutcome:
         settings = self.settings
         self.store = start_store(settings, self.checkpoint, self.initial, self.name_prefix)
-        self.actors = start_arms(self.problem, self.specs, settings, self.store, self.observed, self.name_prefix)
+        self.actors = start_arms(
+            self.problem, self.specs, settings, self.store, self.observed, self.name_prefix
+        )
         # The time limit is search time: it starts once every arm has built its model.
         for name, error in failed_to_start(self.actors, settings.startup_timeout).items():
             self.stats[name] = ArmStats(name=name, kind=self.kinds[name], ended_by="dropped", error=error)
@@ -139,11 +141,8 @@ class PortfolioController:
     def resplit(self, report: StoreReport, now: float) -> None:
         """Ask the split policy; arms that ended normally (time up, optimal) stay in: only a dropped or
         lost arm's CPUs move on."""
-        live = {
-            name
-            for name in self.actors
-            if name not in self.lost and (self.stats.get(name) is None or self.stats[name].ended_by != "dropped")
-        }
+        dropped = {name for name, stats in self.stats.items() if stats.ended_by == "dropped"}
+        live = {name for name in self.actors if name not in self.lost and name not in dropped}
         threads = self.split.decide(report.history, live, now)
         if self.split.focused and self.state == SolveState.RACING:
             self.enter(SolveState.FOCUSED)
@@ -166,7 +165,9 @@ class PortfolioController:
                 self.stats[name] = ArmStats(name=name, kind=self.kinds[name], ended_by="lost", error=error)
             elif overdue:
                 log.warning("arm %s did not stop within %.0f s; killing it", name, grace)
-                self.stats[name] = ArmStats(name=name, kind="", ended_by="killed", error="did not stop in time")
+                self.stats[name] = ArmStats(
+                    name=name, kind="", ended_by="killed", error="did not stop in time"
+                )
             else:
                 continue
             ray.kill(self.actors[name], no_restart=True)
@@ -195,6 +196,8 @@ class PortfolioController:
         )
 
 
-def run_portfolio(problem: Any, specs: Sequence[ArmSpec], settings: PortfolioSettings, **options: Any) -> PortfolioOutcome:
+def run_portfolio(
+    problem: Any, specs: Sequence[ArmSpec], settings: PortfolioSettings, **options: Any
+) -> PortfolioOutcome:
     """One solve by a ``PortfolioController`` (keyword options as its constructor's)."""
     return PortfolioController(problem, specs, settings, **options).run()

@@ -34,7 +34,9 @@ class CpuSplit(ABC):
 class RaceThenFocus(CpuSplit):
     """The default split: race on equal threads, then focus on the leader (see the module docstring)."""
 
-    def __init__(self, arms: Sequence[str], caps: dict[str, int | None], total: int, race_fraction: float) -> None:
+    def __init__(
+        self, arms: Sequence[str], caps: dict[str, int | None], total: int, race_fraction: float
+    ) -> None:
         self.arms = list(arms)  # in the portfolio's order
         self.caps = caps
         self.total = total

@@ -5,7 +5,7 @@ small snapshot; the payload only travels when it is newer than what the
 caller already has. When the bound meets the incumbent the store declares the
 solve optimal and every arm stops at its next poll.
 
-Every improvement is written to storage as JSON (atomically, via
+Every improvement is written to storage (``checkpoint.py``) as JSON (atomically, via
 ``Storage.open_atomic``), at most once per ``checkpoint_interval`` seconds; a
 skipped write is flushed by the next call after the interval, and by
 ``flush()`` at the end. A rerun with the same run name reads it back with
@@ -20,50 +20,49 @@ the newest content, and a write still unanswered after ``write_timeout`` is
 reported as such. When Ray restarts the store (``max_restarts``) it reloads
 its last checkpoint, history included; a checkpoint that cannot be read or
 parsed is reported and ignored (``CheckpointError``).
+
+Length: the store is one actor class whose methods share its lock, version and incidents; what it writes
+(the checkpoint and its writer thread) is already in ``checkpoint.py``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 
-from mlray.storage import Storage
+from mlray.optimize.checkpoint import (
+    CHECKPOINT_FILE,
+    FROM_CHECKPOINT,
+    CheckpointError,
+    CheckpointTarget,
+    CheckpointWriter,
+    Incumbent,
+    load_checkpoint,
+    read_checkpoint,
+)
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CheckpointError",
+    "CheckpointTarget",
+    "CheckpointWriter",
+    "Incumbent",
+    "IncumbentStore",
+    "Snapshot",
+    "StoreReport",
+    "load_checkpoint",
+    "read_checkpoint",
+]
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FILE = "incumbent.json"
-FROM_CHECKPOINT = "checkpoint"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint exists but cannot be used (unreadable, truncated, or not a checkpoint)."""
-
-
-@dataclass(frozen=True)
-class Incumbent:
-    objective: int
-    payload: dict[str, Any]
-    arm: str
-
-
-@dataclass(frozen=True)
-class CheckpointTarget:
-    storage: Storage
-    fingerprint: str
-    interval: float  # seconds between writes at most
-    write_timeout: float  # seconds before an unanswered write is reported (it goes on in the background)
-    retry_interval: float  # seconds before a failed write is tried again
-
 
 @dataclass
 class Snapshot:
@@ -99,134 +98,6 @@ class StoreReport:
     arm_nodes: dict[str, str] = field(default_factory=dict)  # arm -> Ray node id (hex) its actor runs on
     arm_silence: dict[str, float] = field(default_factory=dict)  # arm -> seconds since it last polled
     node_id: str = ""  # the Ray node the store runs on (hex)
-
-
-def read_checkpoint(storage: Storage, fingerprint: str) -> dict[str, Any] | None:
-    """The checkpoint's content when one exists for this very problem.
-
-    Raises ``CheckpointError`` when it exists but cannot be read or parsed.
-    """
-    url = storage.url(CHECKPOINT_FILE)
-    try:
-        if not storage.exists(CHECKPOINT_FILE):
-            return None
-        text = storage.read_text(CHECKPOINT_FILE)
-    except Exception as exc:  # noqa: BLE001 - local and GCS backends raise assorted errors
-        raise CheckpointError(f"checkpoint {url}: unreadable: {_first_line(exc)}") from None
-    try:
-        content = json.loads(text)
-    except ValueError as exc:
-        raise CheckpointError(
-            f"checkpoint {url}: not valid JSON (truncated or damaged, {len(text)} bytes): {exc}"
-        ) from None
-    if not isinstance(content, dict):
-        raise CheckpointError(f"checkpoint {url}: expected a JSON object, got {type(content).__name__}")
-    if content.get("fingerprint") != fingerprint:
-        log.warning("checkpoint %s is for another problem; ignored", url)
-        return None
-    for key, expected in (("objective", int), ("payload", dict), ("arm", str)):
-        if not isinstance(content.get(key), expected) or isinstance(content.get(key), bool):
-            raise CheckpointError(
-                f"checkpoint {url}: {key}: expected {expected.__name__}, got {content.get(key)!r:.80}"
-            )
-    if content.get("bound") is not None and not isinstance(content["bound"], int):
-        raise CheckpointError(
-            f"checkpoint {url}: bound: expected an integer or null, got {content['bound']!r:.80}"
-        )
-    return content
-
-
-def load_checkpoint(storage: Storage, fingerprint: str) -> tuple[Incumbent, int | None] | None:
-    """The checkpointed incumbent and bound, if one exists for this very problem."""
-    content = read_checkpoint(storage, fingerprint)
-    if content is None:
-        return None
-    return Incumbent(content["objective"], content["payload"], FROM_CHECKPOINT), content.get("bound")
-
-
-class CheckpointWriter:
-    """Writes checkpoints on its own thread, always the newest content, so the store never waits."""
-
-    def __init__(self, target: CheckpointTarget, incident: Callable[[str], None]) -> None:
-        self.target = target
-        self.url = target.storage.url(CHECKPOINT_FILE)
-        self._incident = incident
-        self._changed = threading.Condition()
-        self._pending: dict[str, Any] | None = None
-        self._writing_since: float | None = None
-        self._stall_reported = False
-        self._retry_at = 0.0
-        self._failed_attempts = 0  # since the last successful write
-        self.writes = 0
-        threading.Thread(target=self._run, name="checkpoint-writer", daemon=True).start()
-
-    def submit(self, content: dict[str, Any]) -> None:
-        with self._changed:
-            self._pending = content
-            self._changed.notify_all()
-
-    @property
-    def busy(self) -> bool:
-        return self._pending is not None or self._writing_since is not None
-
-    def check_stalled(self) -> None:
-        with self._changed:
-            since = self._writing_since
-            if since is None or self._stall_reported or time.monotonic() - since < self.target.write_timeout:
-                return
-            self._stall_reported = True
-            self._failed_attempts += 1
-        self._incident(
-            f"checkpoint write to {self.url} unanswered after {self.target.write_timeout:g} s; "
-            "still trying in the background, the solve goes on"
-        )
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Write what is pending now (no retry delay) and wait up to ``timeout`` s; True if all is written."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            self._retry_at = 0.0
-            self._changed.notify_all()
-            while self.busy:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._changed.wait(remaining)
-        return True
-
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                while self._pending is None or time.monotonic() < self._retry_at:
-                    self._changed.wait(None if self._pending is None else self._retry_at - time.monotonic())
-                content, self._pending = self._pending, None
-                self._writing_since, self._stall_reported = time.monotonic(), False
-            try:
-                self.target.storage.write_text(CHECKPOINT_FILE, json.dumps(content))
-            except Exception as exc:  # noqa: BLE001 - any storage error: keep serving, retry later
-                with self._changed:
-                    if not self._stall_reported:  # an unanswered attempt was counted already
-                        self._failed_attempts += 1
-                    if self._pending is None:  # nothing newer came in meanwhile: retry this one
-                        self._pending = content
-                    self._retry_at = time.monotonic() + self.target.retry_interval
-                self._incident(
-                    f"checkpoint write to {self.url} failed ({_first_line(exc)}); "
-                    f"retrying in {self.target.retry_interval:g} s, the solve goes on"
-                )
-            else:
-                with self._changed:
-                    self.writes += 1
-                    recovered, self._failed_attempts = self._failed_attempts, 0
-                if recovered:
-                    self._incident(
-                        f"checkpoint written to {self.url} again (objective {content['objective']}) "
-                        f"after {recovered} failed or unanswered attempt(s)"
-                    )
-            finally:
-                with self._changed:
-                    self._writing_since = None
-                    self._changed.notify_all()
 
 
 @ray.remote(num_cpus=0)
@@ -454,6 +325,3 @@ def _restarted_by_ray() -> bool:
         return ray.get_runtime_context().was_current_actor_reconstructed
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

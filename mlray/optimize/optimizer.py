@@ -60,7 +60,7 @@ class PortfolioOptimizer:
             )
 
     def kind_for(self, problem: Problem) -> ProblemKind:
-        """The registry entry of ``problem``'s kind, once checked against this optimizer and ``solver.type``."""
+        """The registry entry of ``problem``'s kind, checked against this optimizer and ``solver.type``."""
         if self.problem_types and not isinstance(problem, self.problem_types):
             expected = " or ".join(t.__name__ for t in self.problem_types)
             raise ProblemError(f"{type(self).__name__}: expected a {expected}, got {type(problem).__name__}")
@@ -97,12 +97,11 @@ class PortfolioOptimizer:
         return specs
 
     def load_problem(self, data: Problem | str | Path) -> Problem:
-        if isinstance(data, (str, Path)):
-            data = read_problem(data, self.config.problem.kind)
-        self.kind_for(data)
+        problem: Problem = read_problem(data, self.config.problem.kind) if isinstance(data, (str, Path)) else data
+        self.kind_for(problem)
         if self.config.problem.best_known is not None:
-            data = _with_best_known(data, self.config.problem.best_known)
-        return data
+            problem = _with_best_known(problem, self.config.problem.best_known)
+        return problem
 
     def parallel_solve(self, data: Problem | str | Path) -> OptimizationResult:
         started = time.monotonic()
@@ -223,7 +222,7 @@ class PortfolioOptimizer:
 
 
 class SchedulingOptimizer(PortfolioOptimizer):
-    """Job shop only; its default portfolio is job shop's (``kinds/jobshop.py``: CP-SAT arms and the tabu arm)."""
+    """Job shop only; its default portfolio is job shop's (``kinds/jobshop.py``: CP-SAT and tabu arms)."""
 
     problem_types = (JobShopProblem,)
     solver_type = "cp_sat"

@@ -1,4 +1,4 @@
-"""What a solve leaves behind: the solution JSON and the kind's pictures, under ``<output.dir>/<run_name>``."""
+"""What a solve leaves behind: the solution JSON and the kind's pictures in ``<output.dir>/<run_name>``."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def render_outputs(config: OptimizeJobConfig, problem: Any, result: Optimization
 
     plot = kind_of(problem).plot
     if result.solution is not None and plot is not None:
-        result.plots.update({name: str(path) for name, path in plot(problem, result.solution, folder).items()})
+        pictures = plot(problem, result.solution, folder)
+        result.plots.update({name: str(path) for name, path in pictures.items()})
     result.plots["history"] = str(
         plots.draw_history(result.history, result.bound_history, folder / "history.png", result.best_known)
     )

@@ -23,7 +23,8 @@ def write_instance(tmp_path):
 def test_the_kind_reads_its_files_and_checks_its_solutions(tmp_path):
     problem = read_problem(write_instance(tmp_path))
     assert (problem.kind, problem.name, problem.jobs) == ("smtwc", "six", tuple(JOBS))
-    assert TOY_KIND.check(problem, JobOrder(tuple(range(6))), weighted_completion(problem.jobs, range(6))) == []
+    in_order = JobOrder(tuple(range(6)))
+    assert TOY_KIND.check(problem, in_order, weighted_completion(problem.jobs, in_order.order)) == []
     assert TOY_KIND.check(problem, JobOrder((0, 1, 2, 3, 4, 4)))  # not a permutation
     assert TOY_KIND.check(problem, JobOrder(tuple(range(6))), OPTIMUM - 1)  # a cost claimed too low
 

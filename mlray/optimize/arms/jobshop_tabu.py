@@ -18,6 +18,9 @@ threads allotted), ``tenure_min`` / ``tenure_span`` (a reversed swap stays tabu 
 ``tenure_min + U[0, tenure_span]`` iterations; default ``10 + jobs // machines`` and 40 % of
 it), ``stall`` (iterations without a new best before a restart from the best, default
 10000), ``shake`` (random critical swaps at a restart, default 3).
+
+Length: the disjunctive graph, the walker and the arm are one algorithm's Python side, read together;
+its compiled kernels are already apart in ``jobshop_tabu_core.py``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from mlray.config.optimize import ArmSection, SolverSection
 
 Reader = Callable[[Path, str], Any]  # (path, configured kind or "auto") -> problem; ProblemError if not
 Detector = Callable[[Path], bool]  # does this file hold this kind (auto detection)?
-Checker = Callable[[Any, Any, "int | None"], list[str]]  # (problem, solution, reported objective) -> violations
+Checker = Callable[[Any, Any, "int | None"], list[str]]  # (problem, solution, reported) -> violations
 Plotter = Callable[[Any, Any, Path], dict[str, Path]]  # (problem, solution, folder) -> {picture name: file}
 DefaultArms = Callable[[Any, SolverSection], list[ArmSection]]  # (problem, solver section) -> arms
 
@@ -31,7 +31,7 @@ class ProblemKind:
 
     name: str
     problem_type: type
-    solution_type: type
+    solution_type: type[Any]
     read: Reader
     detect: Detector
     check: Checker
@@ -46,3 +46,14 @@ class ProblemKind:
 
     def solution_from_payload(self, payload: dict[str, Any]) -> Any:
         return self.solution_type.from_payload(payload)
+
+
+def picture(name: str, draw: str) -> Plotter:
+    """A plotter of one PNG, ``<name>.png``, drawn by ``plots.<draw>(problem, solution, path)``."""
+
+    def plot(problem: Any, solution: Any, folder: Path) -> dict[str, Path]:
+        from mlray.optimize import plots  # matplotlib only when a picture is drawn
+
+        return {name: getattr(plots, draw)(problem, solution, folder / f"{name}.png")}
+
+    return plot

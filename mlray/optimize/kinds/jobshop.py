@@ -13,7 +13,7 @@ from typing import Any
 
 from mlray.config.optimize import ArmSection, SolverSection
 from mlray.optimize.checkers import check_schedule
-from mlray.optimize.kinds.base import ProblemKind
+from mlray.optimize.kinds.base import ProblemKind, picture
 from mlray.optimize.problems import JobShopProblem, JobShopSchedule
 from mlray.optimize.readers import holds_jobshop, read_jobshop
 
@@ -48,20 +48,7 @@ def read(path: Path, kind: str) -> JobShopProblem:
     return read_jobshop(path)
 
 
-def plot(problem: JobShopProblem, schedule: JobShopSchedule, folder: Path) -> dict[str, Path]:
-    from mlray.optimize import plots
-
-    return {"gantt": plots.draw_gantt(problem, schedule, folder / "gantt.png")}
-
-
 JOBSHOP = ProblemKind(
-    name="jobshop",
-    problem_type=JobShopProblem,
-    solution_type=JobShopSchedule,
-    read=read,
-    detect=holds_jobshop,
-    check=check_schedule,
-    default_arms=default_arms,
-    plot=plot,
-    solver_type="cp_sat",
+    "jobshop", JobShopProblem, JobShopSchedule, read=read, detect=holds_jobshop, check=check_schedule,
+    default_arms=default_arms, plot=picture("gantt", "draw_gantt"), solver_type="cp_sat",
 )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mlray.config.optimize import ArmSection, SolverSection
 from mlray.optimize.checkers import check_routes
-from mlray.optimize.kinds.base import ProblemKind
+from mlray.optimize.kinds.base import ProblemKind, picture
 from mlray.optimize.problems import RoutePlan, RoutingProblem
 from mlray.optimize.readers import holds_routing, read_routing
 
@@ -33,21 +31,8 @@ def default_arms(problem: RoutingProblem, solver: SolverSection) -> list[ArmSect
     ]
 
 
-def plot(problem: RoutingProblem, plan: RoutePlan, folder: Path) -> dict[str, Path]:
-    from mlray.optimize import plots
-
-    return {"routes": plots.draw_routes(problem, plan, folder / "routes.png")}
-
-
 ROUTING = ProblemKind(
-    name="routing",
-    problem_type=RoutingProblem,
-    solution_type=RoutePlan,
-    read=read_routing,
-    detect=holds_routing,
-    check=check_routes,
-    default_arms=default_arms,
-    plot=plot,
-    names=("cvrp", "vrptw"),
+    "routing", RoutingProblem, RoutePlan, read=read_routing, detect=holds_routing, check=check_routes,
+    default_arms=default_arms, plot=picture("routes", "draw_routes"), names=("cvrp", "vrptw"),
     solver_type="routing",
 )
