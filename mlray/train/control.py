@@ -33,6 +33,13 @@ from mlray.train.callbacks import LoopStart, TrainingCallback
 log = logging.getLogger(__name__)
 
 
+def start_daemon(target: Callable[[], None], name: str) -> threading.Thread:
+    """A started daemon thread: it must never keep the driver alive once the run is over."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
 @ray.remote(num_cpus=0)
 class RunControl:
     """An async actor, so ``wait_for_stop`` calls from every worker wait side by side.
@@ -96,8 +103,7 @@ def follow_epochs(control: Any, label: str, total_epochs: int, poll_s: float = 1
                 shown = (epoch, note)
                 progress.update(epoch, note)
 
-    thread = threading.Thread(target=follow, name="mlray-epoch-progress", daemon=True)
-    thread.start()
+    thread = start_daemon(follow, "mlray-epoch-progress")
     try:
         yield progress
     finally:
@@ -145,8 +151,7 @@ def stop_on_sigterm(control: Any, grace_period: float,
             os._exit(EXIT_PREEMPTED)
 
     previous = signal.signal(signal.SIGTERM, signals._handle)
-    thread = threading.Thread(target=relay, name="mlray-sigterm-relay", daemon=True)
-    thread.start()
+    start_daemon(relay, "mlray-sigterm-relay")
     try:
         yield signals
     finally:
