@@ -4,6 +4,8 @@ a RayJob from the renderer and a section in the configuration reference, with no
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,22 +28,27 @@ def toy_job() -> Iterator[Job]:
     unregister("toy")
 
 
-def summary_of(run, capsys) -> dict:
-    with pytest.raises(SystemExit) as ended:
-        run()
-    assert ended.value.code == 0
-    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+# In a process of its own: a job's end disconnects Ray (``run_job``), which must not touch this session's cluster.
+REGISTER_AND_RUN = (
+    "import sys; from mlray.config.jobs import Job, register; from tests.config.toy_job import ToyJobConfig; "
+    "register(Job('toy', 'toy.yaml', ToyJobConfig, 'tests.config.toy_job:main')); "
+    "from {module} import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
-def test_a_registered_job_runs_from_both_commands(toy_job, tmp_path, capsys):
-    from jobs.__main__ import main as image_entrypoint
-    from mlray.cli import main as mlray_command
+def summary_of(module: str, *args: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", REGISTER_AND_RUN.format(module=module), *args],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
+
+def test_a_registered_job_runs_from_both_commands(tmp_path):
     config = tmp_path / "toy.yaml"
     config.write_text("word: hi\n")
-    by_cli = summary_of(lambda: mlray_command(["toy", "--config", str(config), "--set", "times=3"]), capsys)
+    by_cli = summary_of("mlray.cli", "toy", "--config", str(config), "--set", "times=3")
     assert by_cli["job"] == "toy" and by_cli["said"] == ["hi"] * 3
-    by_image = summary_of(lambda: image_entrypoint(["toy", "--config", str(config)]), capsys)
+    by_image = summary_of("jobs.__main__", "toy", "--config", str(config))
     assert by_image["said"] == ["hi"] * 2
 
 
