@@ -20,4 +20,5 @@ def import_object(path: str) -> Any:
     except AttributeError:
         raise ValueError(f"import path {path!r}: {module_name!r} has no attribute {attribute!r}") from None
     except ValueError:  # resolve_name's "invalid format": not dotted Python names
-        raise ValueError(f"import path {path!r}: expected 'package.module:attribute' of Python names") from None
+        raise ValueError(
+            f"import path {path!r}: expected 'package.module:attribute' of Python names") from None

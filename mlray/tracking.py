@@ -24,7 +24,8 @@ def experiment_id(client: MlflowClient, name: str) -> str:
 def log_in_batches(client: MlflowClient, run_id: str, params: Sequence[Any] = (), metrics: Sequence[Any] = (),
                    tags: Sequence[Any] = ()) -> None:
     """``log_batch`` calls within MLflow's limits (``mlflow.entities`` Param, Metric and RunTag values)."""
-    for values, size, keyword in ((params, PARAMS_PER_BATCH, "params"), (metrics, METRICS_PER_BATCH, "metrics"),
-                                  (tags, TAGS_PER_BATCH, "tags")):
+    batches = ((params, PARAMS_PER_BATCH, "params"), (metrics, METRICS_PER_BATCH, "metrics"),
+               (tags, TAGS_PER_BATCH, "tags"))
+    for values, size, keyword in batches:
         for start in range(0, len(values), size):
             client.log_batch(run_id, **{keyword: list(values[start:start + size])})

@@ -45,7 +45,8 @@ def load_job_config(job: Job, configs_dir: Path, overrides: Iterable[str] = ()) 
     it came from."""
     path = configs_dir / job.rayjob_config_file
     if not path.is_file():
-        return load_config(job.config, None, overrides, environ={}), f"{job.config.__name__} defaults (no configs/{path.name})"
+        defaults = load_config(job.config, None, overrides, environ={})
+        return defaults, f"{job.config.__name__} defaults (no configs/{path.name})"
     return load_config(job.config, path, overrides, environ={}), f"configs/{job.rayjob_config_file}"
 
 

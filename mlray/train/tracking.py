@@ -93,7 +93,8 @@ def open_run(settings: MlflowConfig, run_storage: Storage, run_name: str, params
         log.info("mlflow: continuing run %s", run_id)
     log_params_once(client, run_id, flatten(params))
     all_tags = {**tags, **{f"system.{k}": v for k, v in system_info().items()}}
-    log_in_batches(client, run_id, tags=[mlflow.entities.RunTag(key, str(value)) for key, value in all_tags.items()])
+    log_in_batches(client, run_id,
+                   tags=[mlflow.entities.RunTag(key, str(value)) for key, value in all_tags.items()])
     client.log_dict(run_id, dict(params), "config/train.yaml")
     return run_id
 
@@ -115,8 +116,9 @@ def log_params_once(client: MlflowClient, run_id: str, params: dict[str, str]) -
     """MLflow params are immutable: a resumed run with changed settings records them as tags."""
     logged = client.get_run(run_id).data.params
     new = {k: v for k, v in params.items() if k not in logged}
-    log_in_batches(client, run_id, tags=[mlflow.entities.RunTag(f"resumed.{key}", value)
-                                         for key, value in params.items() if key in logged and logged[key] != value])
+    changed = {key: value for key, value in params.items() if key in logged and logged[key] != value}
+    log_in_batches(client, run_id,
+                   tags=[mlflow.entities.RunTag(f"resumed.{key}", value) for key, value in changed.items()])
     log_in_batches(client, run_id, params=[mlflow.entities.Param(key, value) for key, value in new.items()])
 
 

@@ -28,7 +28,8 @@ def toy_job() -> Iterator[Job]:
     unregister("toy")
 
 
-# In a process of its own: a job's end disconnects Ray (``run_job``), which must not touch this session's cluster.
+# In a process of its own: a job's end disconnects Ray (``run_job``), which must not touch this
+# session's cluster.
 REGISTER_AND_RUN = (
     "import sys; from mlray.config.jobs import Job, register; from tests.config.toy_job import ToyJobConfig; "
     "register(Job('toy', 'toy.yaml', ToyJobConfig, 'tests.config.toy_job:main')); "

@@ -24,7 +24,8 @@ def test_dispatch_schedules_pass_the_checker(instance):
 
 def test_an_arm_named_by_config_alone_solves(ray_cluster, instance, make_config):
     problem = read_problem(instance("jsp/ft06"))
-    config = make_config(**{"solver.time_limit": 3, "solver.arms": [{"name": "toy", "kind": TOY_ARM, "seed": 1}]})
+    config = make_config(**{"solver.time_limit": 3,
+                            "solver.arms": [{"name": "toy", "kind": TOY_ARM, "seed": 1}]})
     result = SchedulingOptimizer(config).parallel_solve(problem)
     assert result.feasible and check_solution(problem, result.solution) == [], result.violations
     [stats] = result.arm_stats

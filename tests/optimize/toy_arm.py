@@ -27,7 +27,8 @@ def dispatch(problem: JobShopProblem, rng: random.Random) -> JobShopSchedule:
         return max(job_ready[j], machine_free.get(jobs[j][next_op[j]][0], 0))
 
     for _ in range(sum(map(len, jobs))):
-        j = min((j for j in range(len(jobs)) if next_op[j] < len(jobs[j])), key=lambda j: (start_of(j), priority[j]))
+        unfinished = (j for j in range(len(jobs)) if next_op[j] < len(jobs[j]))
+        j = min(unfinished, key=lambda j: (start_of(j), priority[j]))
         machine, duration = jobs[j][next_op[j]]
         starts[j][next_op[j]] = start = start_of(j)
         job_ready[j] = machine_free[machine] = start + duration
