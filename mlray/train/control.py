@@ -66,6 +66,16 @@ class RunControl:
         return self._epoch, self._note
 
 
+def start_run_control() -> Any:
+    """The run's ``RunControl``, on the driver's node and nowhere else: it must live as long as the driver
+    does. Soft affinity is not enough: with a head that has no CPUs Ray may place it on a worker node,
+    and losing that node (spot) then cuts every later worker off from the driver's stop request."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    driver_node = ray.get_runtime_context().get_node_id()
+    return RunControl.options(scheduling_strategy=NodeAffinitySchedulingStrategy(driver_node, soft=False)).remote()
+
+
 class EpochProgressReporter(TrainingCallback):
     """Rank 0's callback: tells ``RunControl`` how far training is (fire and forget)."""
 
@@ -179,7 +189,7 @@ class DriverStopWatcher:
             if ray.get(self._control.wait_for_stop.remote()):
                 self._stop.set()
         except Exception as exc:  # noqa: BLE001 - a lost driver must not kill training
-            log.debug("waiting for the driver's stop request ended: %s", exc)
+            log.warning("waiting for the driver's stop request ended: %s", exc)
 
     @property
     def requested(self) -> bool:

@@ -98,9 +98,8 @@ def run_training(config: TrainJobConfig, callbacks: Sequence[TrainingCallback] =
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from mlray.train.control import RunControl, follow_epochs, stop_on_sigterm
+    from mlray.train.control import follow_epochs, start_run_control, stop_on_sigterm
 
     storage = Storage(config.storage.uri)
     run_storage = storage.child(config.run_name)
@@ -120,9 +119,7 @@ def run_training(config: TrainJobConfig, callbacks: Sequence[TrainingCallback] =
         run_id = tracking.open_run(config.mlflow, run_storage, config.run_name, config.model_dump(mode="json"), tags)
 
     training = config.training
-    control = RunControl.options(  # on the driver's node: it must outlive any worker node (spot)
-        scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    ).remote()
+    control = start_run_control()
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={

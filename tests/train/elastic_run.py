@@ -30,8 +30,10 @@ from typing import Any
 import ray
 from ray.cluster_utils import Cluster
 
+from mlray.cluster.runtime import init_ray
 from mlray.config import TrainJobConfig
 from mlray.storage.emulator import free_port
+from mlray.train.control import start_run_control
 from mlray.train.runner import run_training
 from mlray.train.step_log import StepLog, read_step_log, step_log_starts
 from tests.waiting import wait_for
@@ -101,6 +103,18 @@ class NodeLoss(threading.Thread):
         wait_for(lambda: steps_since_start(log_path) >= 30, 120, "steps on two workers", POLL_S)
 
 
+def control_actors_on_driver_node(count: int = 6) -> list[bool]:
+    """Where ``start_run_control`` puts a run's control actor, ``count`` times: it must never be a worker node,
+    which the node loss below would take with it (the head has no CPUs, where Ray liked to spill it)."""
+    driver_node = ray.get_runtime_context().get_node_id()
+    actors = [start_run_control() for _ in range(count)]
+    nodes = ray.get([actor.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id())
+                     for actor in actors])
+    for actor in actors:
+        ray.kill(actor)
+    return [node == driver_node for node in nodes]
+
+
 def main(config_path: Path, result_path: Path) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result: dict[str, Any] = {"errors": []}
@@ -110,6 +124,8 @@ def main(config_path: Path, result_path: Path) -> None:
         nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
         config = TrainJobConfig.model_validate(json.loads(config_path.read_text()))
         config = config.model_copy(update={"ray": config.ray.model_copy(update={"address": cluster.address})})
+        init_ray(config.ray)
+        result["control_on_driver_node"] = control_actors_on_driver_node()
         log_path = result_path.with_suffix(".steps")
         loss = NodeLoss(cluster, nodes[1], log_path, result)
         result["summary"] = run_training(config, callbacks=[StepLog(str(log_path))])

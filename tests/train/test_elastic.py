@@ -30,6 +30,7 @@ def test_a_lost_node_shrinks_the_run_and_a_new_node_grows_it_back(small_data_dir
     result = json.loads(result_path.read_text())
     context = f"{json.dumps(result, indent=1)}\n{tail(log_path)}"
     assert result["errors"] == [], context
+    assert all(result["control_on_driver_node"]), context  # the stop request must survive the node loss
     worlds = [world for _, world, first in result["starts"] if first is not None]
     # two workers, one after the node went, two again once a node came back
     assert worlds[:1] == [2] and 1 in worlds and worlds[-1] == 2 and worlds.index(1) < len(worlds) - 1, context
