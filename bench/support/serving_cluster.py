@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from bench.support.haproxy import local_haproxy_env, pids_where, stop_haproxy, terminate
-from mlray.cluster.local import client_env, ray_executable
+from mlray.cluster.local import client_env, ensure_auth_token, ray_executable
 from mlray.cluster.runtime import worker_env_vars
 from mlray.serve.cluster_env import SERVING_ENV
 from mlray.storage.emulator import free_port
@@ -114,6 +114,7 @@ class ServingCluster:
         self.nodes[name] = ip
 
     def start(self, head_cpus: int = 2) -> ServingCluster:
+        ensure_auth_token()  # token auth: `ray start` refuses to run without one
         self._ray_start(HEAD, [
             "--head", f"--port={self.gcs_port}", "--include-dashboard=false",
             f"--ray-client-server-port={free_port()}", f"--temp-dir={self.base / 'ray'}",

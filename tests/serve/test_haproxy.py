@@ -38,7 +38,7 @@ from bench.support.haproxy import (
     stop_haproxy,
 )
 from bench.support.serving_cluster import stop_marked
-from mlray.cluster.local import client_env, ray_executable
+from mlray.cluster.local import client_env, ensure_auth_token, ray_executable
 from mlray.cluster.runtime import worker_env_vars
 from mlray.serve.cluster_env import HAPROXY_FLAG, SERVING_ENV, haproxy_binary
 from mlray.storage.emulator import free_port
@@ -137,6 +137,7 @@ def haproxy_serve(bundles, tmp_path: Path) -> Iterator[HAProxyServe]:
         f"--metrics-export-port={free_port()}", "--num-cpus=2", "--disable-usage-stats",
         f"--temp-dir={ray_temp}",
     ]
+    ensure_auth_token()  # token auth: `ray start` refuses to run without one
     try:
         started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=180)
         assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
