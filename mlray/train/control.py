@@ -73,7 +73,8 @@ def start_run_control() -> Any:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     driver_node = ray.get_runtime_context().get_node_id()
-    return RunControl.options(scheduling_strategy=NodeAffinitySchedulingStrategy(driver_node, soft=False)).remote()
+    pinned = NodeAffinitySchedulingStrategy(driver_node, soft=False)
+    return RunControl.options(scheduling_strategy=pinned).remote()
 
 
 class EpochProgressReporter(TrainingCallback):

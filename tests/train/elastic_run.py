@@ -104,8 +104,8 @@ class NodeLoss(threading.Thread):
 
 
 def control_actors_on_driver_node(count: int = 6) -> list[bool]:
-    """Where ``start_run_control`` puts a run's control actor, ``count`` times: it must never be a worker node,
-    which the node loss below would take with it (the head has no CPUs, where Ray liked to spill it)."""
+    """Where ``start_run_control`` puts a run's control actor, ``count`` times: it must never be a worker
+    node, which the node loss below would take with it (the head has no CPUs, where Ray liked to spill it)."""
     driver_node = ray.get_runtime_context().get_node_id()
     actors = [start_run_control() for _ in range(count)]
     nodes = ray.get([actor.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id())

@@ -35,7 +35,7 @@ def run_child(config_path: Path, result_path: Path, log_path: Path, module: str 
               timeout_s: float = CHILD_TIMEOUT_S) -> None:
     """``module`` (a child with a cluster of its own) in its own session; on timeout its whole process group
     (cluster included) is killed."""
-    ensure_auth_token()  # the child's cluster has token auth: on a fresh machine no test may have made one yet
+    ensure_auth_token()  # the child's cluster has token auth: on a fresh machine no test made one yet
     ray_tmp = tempfile.mkdtemp(prefix="mlray-child-", dir="/tmp")  # short: Ray's socket paths live under it
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
