@@ -41,6 +41,18 @@ def train_reports_pending() -> bool:
             or not context.execution_context.result_queue.empty())
 
 
+def preemption_noticed_here() -> bool:
+    """Whether Ray Train's preemption watcher has told this worker that a node of its group is draining.
+
+    The local half of ``ray.train.get_preemption_info()``, without its barrier (a round trip through Ray
+    Train's synchronization actor): the training loop reads it at every stop check and agrees on it in the
+    collective it makes there anyway, so a notice is seen within ``stop_check_batches`` batches.
+    """
+    from ray.train.v2._internal.execution.context import get_train_context
+
+    return get_train_context().preemption_context.preemption_info is not None
+
+
 def worker_exit() -> WorkerExit:
     """What a Ray worker calls from its SIGTERM handler to exit at once."""
     import ray._private.worker as ray_worker

@@ -35,6 +35,16 @@ def test_ray_train_context_has_the_report_counters_and_queue_that_say_a_report_i
     assert "result_queue" in {f.name for f in dataclasses.fields(ExecutionContext)}
 
 
+def test_ray_train_context_holds_the_preemption_info_its_watcher_sends():
+    import dataclasses
+
+    from ray.train.v2._internal.execution.context import TrainContext
+    from ray.train.v2._internal.execution.preemption import PreemptionContext
+
+    assert "preemption_context" in {f.name for f in dataclasses.fields(TrainContext)}
+    assert PreemptionContext().preemption_info is None  # no notice until the watcher sends one
+
+
 def test_the_worker_exit_hook_can_be_replaced_and_restored():
     import ray._private.worker as ray_worker
 

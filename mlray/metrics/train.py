@@ -75,7 +75,11 @@ class TrainMetrics(Recorder):
         self.inc(STEPS)
         self.inc(SAMPLES, samples)
 
-    def epoch(self, metrics: dict[str, Any], preemption_notice: bool = False) -> None:
+    def preemption_notice(self) -> None:
+        if self.leader:
+            self.inc(PREEMPTIONS)
+
+    def epoch(self, metrics: dict[str, Any]) -> None:
         if not self.leader:
             return
         self.set(EPOCH, metrics.get("epoch"))
@@ -83,8 +87,6 @@ class TrainMetrics(Recorder):
             loss = metrics.get(f"{split}_loss")
             if loss is not None and math.isfinite(loss):
                 self.set(LOSS, loss, split=split)
-        if preemption_notice:
-            self.inc(PREEMPTIONS)
 
     def checkpoint(self, size_bytes: int, seconds: float) -> None:
         """A checkpoint of ``size_bytes`` is written, after ``seconds`` that training waited for it."""

@@ -69,7 +69,6 @@ class LoopState:
     position: dict[str, Any] | None = None  # where the epoch in progress stopped, if it stopped inside
     rng: dict[str, Any] | None = None  # this rank's RNG state in the checkpoint resumed from
     skipped_checkpoints: int = 0
-    preemption_saved: bool = False
 
 
 @dataclass
@@ -94,7 +93,8 @@ class RankRun:
         return self.settings.config.training
 
     def agreed_stop(self, local: StopReason | None) -> StopReason | None:
-        """Every rank must agree, or the collectives of the next step would hang."""
+        """Every rank must agree, or the collectives of the next step would hang. A stop request (SIGTERM,
+        a preemption notice) on any rank stops them all, with a checkpoint of where they are."""
         if self.session.stop_requested():
             local = StopReason.PREEMPTED
         return StopReason.by_code(agree_max(local.code if local else 0, self.session.device))
@@ -104,7 +104,6 @@ class RankRun:
 class EpochResult:
     metrics: dict[str, Any]
     stop: StopReason | None
-    notice: bool  # the platform's first preemption notice came during this epoch
 
 
 def train_loop(settings: LoopSettings, data: PreparedData, session: Session,
@@ -119,6 +118,8 @@ def train_loop(settings: LoopSettings, data: PreparedData, session: Session,
         if result.stop is not None:
             if session.rank == 0:
                 log.warning("stopping at epoch %d: %s", epoch, result.stop.value)
+            if session.preemption_notice():
+                run.observed.preemption_notice()
             session.after_stop()
             break
     run.observed.finished()
@@ -238,7 +239,7 @@ def checkpoint_step(run: RankRun, epoch: int, batch: int, losses: list[float]) -
 
 def close_epoch(run: RankRun, epoch: int, losses: list[float], stop: StopReason | None,
                 started: float) -> EpochResult:
-    """Scheduler, validation, best model, stop rules and the preemption notice: the epoch's metrics."""
+    """Scheduler, validation, best model and stop rules: the epoch's metrics."""
     state, parts, monitor = run.state, run.parts, run.training.monitor.metric
     if state.position is None:  # the epoch ran to its end
         parts.scheduler.step()
@@ -248,8 +249,6 @@ def close_epoch(run: RankRun, epoch: int, losses: list[float], stop: StopReason 
         stop = stop_after_epoch(run, epoch, value)
     if state.best_model is None:
         state.best_model = cpu_state(parts.core)
-    notice = not state.preemption_saved and run.session.preemption_notice()
-    state.preemption_saved = state.preemption_saved or notice
     metrics = {
         "epoch": epoch if state.position is None else epoch - 1,  # epochs completed
         "train_loss": float(np.mean(losses)) if losses else math.nan,
@@ -259,8 +258,8 @@ def close_epoch(run: RankRun, epoch: int, losses: list[float], stop: StopReason 
         "epoch_time_s": time.time() - started,
         "status": (stop or StopReason.COMPLETED).value,
     }
-    run.observed.epoch(metrics, notice)
-    return EpochResult(metrics, stop, notice)
+    run.observed.epoch(metrics)
+    return EpochResult(metrics, stop)
 
 
 def stop_after_epoch(run: RankRun, epoch: int, value: float) -> StopReason | None:
@@ -277,10 +276,10 @@ def stop_after_epoch(run: RankRun, epoch: int, value: float) -> StopReason | Non
 
 
 def epoch_checkpoint_due(training: TrainingSection, epoch: int, result: EpochResult) -> bool:
-    """The last epoch, a stop, every ``frequency`` epochs, or the first preemption notice."""
+    """The last epoch, a stop (a preemption notice among them) or every ``frequency`` epochs."""
     final = result.stop is not None or epoch == training.num_epochs
     periodic = training.checkpointing.enabled and epoch % training.checkpointing.frequency == 0
-    return final or periodic or result.notice
+    return final or periodic
 
 
 def report_epoch(run: RankRun, epoch: int, result: EpochResult) -> None:

@@ -19,10 +19,9 @@ from typing import Any, Protocol
 
 import torch
 
-from mlray.ray_private import train_reports_pending
+from mlray.ray_private import preemption_noticed_here, train_reports_pending
 from mlray.train.checkpoint import (StepCheckpointWriter, local_checkpoints, once_stored, sibling_checkpoints,
                                     stored_checkpoints, upload_with_fsspec, write_checkpoint_files)
-from mlray.train.distributed import broadcast_from_rank0
 from mlray.train.distributed import broadcast_from_rank0
 
 log = logging.getLogger(__name__)
@@ -58,15 +57,16 @@ class Session(Protocol):
         ...
 
     def preemption_notice(self) -> bool:
-        """Collective: True once the platform says a node of this run is going away."""
+        """Local: True once the platform told this rank that a node of the run is going away."""
         ...
 
     def stop_requested(self) -> bool:
-        """Local: True once this process was asked to stop (driver SIGTERM)."""
+        """Local: True once this process was asked to stop (driver or worker SIGTERM, preemption notice);
+        the loop agrees on it with the other ranks at its next stop check."""
         ...
 
     def after_stop(self) -> None:
-        """Called once the stop checkpoint is reported; may raise to have the run restarted."""
+        """Called once the stop checkpoint is reported; may raise to have the workers restarted."""
         ...
 
 
@@ -179,20 +179,21 @@ class RayTrainSession:
         yield from sibling_checkpoints(latest, newer_first=True)
 
     def preemption_notice(self) -> bool:
-        if not self._watch_preemption:
-            return False
-        import ray.train
-
-        return ray.train.get_preemption_info() is not None
+        return self._watch_preemption and preemption_noticed_here()
 
     def stop_requested(self) -> bool:
-        return self._sigterm.is_set() or (self._driver_stop is not None and self._driver_stop.requested)
+        return (self._sigterm.is_set() or self.preemption_notice()
+                or (self._driver_stop is not None and self._driver_stop.requested))
 
     def after_stop(self) -> None:
-        if self._sigterm.is_set():
-            from mlray.train.control import WorkerPreempted
+        """A SIGTERM to this worker or a node of the run draining: the checkpoint is saved, and Ray Train
+        restarts the workers from it, where there is capacity (a draining node takes no new work)."""
+        from mlray.train.control import WorkerPreempted
 
+        if self._sigterm.is_set():
             raise WorkerPreempted(f"rank {self.rank} got SIGTERM; its checkpoint is saved")
+        if self.preemption_notice():
+            raise WorkerPreempted(f"rank {self.rank}: a node of the run is draining; its checkpoint is saved")
 
 
 class TuneSession:

@@ -22,7 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlray.cluster.local import ensure_auth_token
-from mlray.train.checkpoint import epoch_of
+from mlray.train.checkpoint import progress_of
 from tests.train.conftest import training_config
 from tests.train.test_ray_training import history
 
@@ -87,11 +87,15 @@ def test_drained_node_checkpoints_on_the_notice_and_the_run_resumes_on_a_new_nod
     assert result["drain"]["accepted"], context
     assert result["draining_nodes"] == {result["drained_node"]: result["drain"]["deadline_ms"]}, context
     assert result["checkpoints_before_drain"] == [], context
-    # so the one checkpoint there is when the node goes is the one the notice made the loop write: at the end
-    # of epoch 2 or later, since the loop had asked about preemption for epoch 1 before it logged epoch 1.
+    # so the one checkpoint there is when the node goes is the one the notice made the loop write, at its next
+    # stop check (inside an epoch, most likely): in epoch 2 or later, since the drain came after epoch 1.
     (notice_checkpoint,) = result["checkpoints_at_removal"]
-    notice_epoch = epoch_of(notice_checkpoint)
-    assert 2 <= notice_epoch <= result["epochs_logged_at_removal"] < num_epochs, context
+    notice_epoch, notice_step = progress_of(notice_checkpoint)
+    assert 1 <= notice_epoch <= result["epochs_logged_at_removal"] < num_epochs, context
+    # The workers left the draining node at once and went on from the very next step: nothing done twice.
+    resumed = f"resumed from checkpoint {notice_checkpoint}: continuing at epoch {notice_epoch + 1}, " \
+              f"step {notice_step + 1}"
+    assert resumed in log_path.read_text(errors="replace"), context
 
     nodes = result["nodes"]
     assert not nodes[result["drained_node"]]["alive"] and nodes[result["replacement_node"]]["alive"], context
