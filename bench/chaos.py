@@ -174,6 +174,13 @@ def worker_sigterm(ctx: ChaosContext) -> list[Row]:
                 "steps lost", median_max(lost), "<= 1 median")]
 
 
+@scenario("training: node drain")
+def node_drain(ctx: ChaosContext) -> list[Row]:
+    from bench.chaos_drain import node_drain
+
+    return node_drain(ctx)
+
+
 @scenario("training: SIGKILL without notice")
 def worker_sigkill(ctx: ChaosContext) -> list[Row]:
     every = 30

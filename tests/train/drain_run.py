@@ -11,7 +11,8 @@ from a thread, once epoch 1 is logged:
 3. adds a replacement node, then removes the drained one (the VM is reclaimed),
 4. waits until the run has restarted (rank 0 logs ``start_epoch`` again).
 
-Every step's time goes to RESULT_JSON with the run's summary, for the test to check.
+Every step's time goes to RESULT_JSON with the run's summary, for the test to check; rank 0's optimizer
+steps to RESULT_JSON with the suffix ``.steps`` (``mlray.train.step_log``), for ``bench.chaos``.
 Its own cluster, because a draining node refuses new work: draining the test
 session's single node would break every later test. Every process this starts
 is stopped on the way out (``cluster.shutdown()``); the parent starts it as a
@@ -38,6 +39,7 @@ from mlray.ray_private import drain_node_for_preemption
 from mlray.storage import Storage
 from mlray.storage.emulator import free_port
 from mlray.train.runner import run_training
+from mlray.train.step_log import StepLog
 from tests.train.test_ray_training import checkpoint_names, epochs_logged, history, registered_checkpoints
 from tests.waiting import wait_for
 
@@ -144,7 +146,7 @@ def main(config_path: Path, result_path: Path) -> None:
         spot = Spot(cluster, node, config, result)
         spot.training.set()
         try:
-            result["summary"] = run_training(config)
+            result["summary"] = run_training(config, callbacks=[StepLog(str(result_path.with_suffix(".steps")))])
         finally:
             spot.training.clear()
         result["times"]["run_finished"] = time.monotonic()
